@@ -1,0 +1,10 @@
+//! sea-orm entities for tokengate's tables.
+//!
+//! Rows never leave the store layer: GraphQL and HTTP types are separate, so a
+//! digest or key column can never be published by accident.
+
+pub mod access_token;
+pub mod audit_event;
+pub mod session;
+pub mod signing_key;
+pub mod user;

@@ -1,0 +1,25 @@
+//! Schema changes, one per file, applied in order by `tokengate migrate` and on `serve`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_users;
+mod m20261123_000002_create_sessions;
+mod m20261123_000003_create_audit_events;
+mod m20261123_000004_create_signing_keys;
+mod m20261123_000005_create_access_tokens;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_users::Migration),
+            Box::new(m20261123_000002_create_sessions::Migration),
+            Box::new(m20261123_000003_create_audit_events::Migration),
+            Box::new(m20261123_000004_create_signing_keys::Migration),
+            Box::new(m20261123_000005_create_access_tokens::Migration),
+        ]
+    }
+}

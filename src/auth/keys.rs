@@ -1,0 +1,201 @@
+//! Signing keys: Ed25519 pairs kept in the `signing_keys` table so every process
+//! on one database shares them. The newest unretired key signs; every key still
+//! in its verification window verifies; `/.well-known/jwks.json` publishes them.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Utc;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::SigningKey;
+use entity::signing_key;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::json;
+
+use crate::error::AppError;
+
+/// The one algorithm tokengate signs with.
+pub const ALGORITHM: &str = "EdDSA";
+
+/// A key that verifies.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    pub decoding: DecodingKey,
+    pub public: Vec<u8>,
+}
+
+struct Loaded {
+    active_kid: String,
+    encoding: EncodingKey,
+    verifying: HashMap<String, VerifyingKey>,
+    loaded_at: Instant,
+}
+
+/// The keys this process signs and verifies with, reloaded from the database when
+/// a token names a kid it has not seen (another process rotated) and periodically.
+pub struct KeyRing {
+    loaded: RwLock<Loaded>,
+    /// How long a retired key keeps verifying (the longest a token can live),
+    /// `None` when non-expiring tokens are allowed: retired keys verify forever.
+    verify_window: Option<Duration>,
+}
+
+fn generate() -> Result<signing_key::ActiveModel, AppError> {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let der = key.to_pkcs8_der().map_err(AppError::internal)?;
+    let public = key.verifying_key().to_bytes().to_vec();
+    // kid: a short fingerprint of the public key (RFC 7638 in spirit).
+    let kid = URL_SAFE_NO_PAD.encode(&super::secret::sha256(&public)[..12]);
+    Ok(signing_key::ActiveModel {
+        kid: Set(kid),
+        algorithm: Set(ALGORITHM.into()),
+        private_key: Set(der.as_bytes().to_vec()),
+        public_key: Set(public),
+        created_at: Set(Utc::now()),
+        retired_at: Set(None),
+    })
+}
+
+/// Makes a new active key and retires the others. Returns the new kid.
+pub async fn rotate(db: &DatabaseConnection) -> Result<String, AppError> {
+    let model = generate()?;
+    let kid = model.kid.clone().unwrap();
+    signing_key::Entity::update_many()
+        .col_expr(
+            signing_key::Column::RetiredAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .exec(db)
+        .await?;
+    model.insert(db).await?;
+    Ok(kid)
+}
+
+async fn load(
+    db: &DatabaseConnection,
+    verify_window: Option<Duration>,
+) -> Result<Loaded, AppError> {
+    let mut rows = signing_key::Entity::find()
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .all(db)
+        .await?;
+    if !rows.iter().any(|r| r.retired_at.is_none()) {
+        // First start (or every key retired by hand): make one. Two processes
+        // starting at once may both do so; the newest simply wins as signer.
+        rotate(db).await?;
+        rows = signing_key::Entity::find()
+            .order_by_desc(signing_key::Column::CreatedAt)
+            .all(db)
+            .await?;
+    }
+    let active = rows
+        .iter()
+        .find(|r| r.retired_at.is_none())
+        .ok_or_else(|| AppError::internal("no active signing key"))?;
+    let now = Utc::now();
+    let verifying = rows
+        .iter()
+        .filter(|r| r.algorithm == ALGORITHM)
+        .filter(|r| match (r.retired_at, verify_window) {
+            (None, _) | (Some(_), None) => true,
+            (Some(retired), Some(window)) => {
+                retired + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX) > now
+            }
+        })
+        .map(|r| {
+            let key = VerifyingKey {
+                decoding: DecodingKey::from_ed_der(&r.public_key),
+                public: r.public_key.clone(),
+            };
+            (r.kid.clone(), key)
+        })
+        .collect();
+    Ok(Loaded {
+        active_kid: active.kid.clone(),
+        encoding: EncodingKey::from_ed_der(&active.private_key),
+        verifying,
+        loaded_at: Instant::now(),
+    })
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one on an empty database.
+    pub async fn load(
+        db: &DatabaseConnection,
+        verify_window: Option<Duration>,
+    ) -> Result<KeyRing, AppError> {
+        Ok(KeyRing {
+            loaded: RwLock::new(load(db, verify_window).await?),
+            verify_window,
+        })
+    }
+
+    /// Re-reads the keys from the database.
+    pub async fn reload(&self, db: &DatabaseConnection) -> Result<(), AppError> {
+        let fresh = load(db, self.verify_window).await?;
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Reloads unless that was done within `min_age` (bounds reloads caused by
+    /// tokens with made-up kids).
+    pub async fn reload_if_older(
+        &self,
+        db: &DatabaseConnection,
+        min_age: Duration,
+    ) -> Result<(), AppError> {
+        let age = self
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .loaded_at
+            .elapsed();
+        if age >= min_age {
+            self.reload(db).await?;
+        }
+        Ok(())
+    }
+
+    /// The signing kid and key.
+    pub fn signer(&self) -> (String, EncodingKey) {
+        let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        (l.active_kid.clone(), l.encoding.clone())
+    }
+
+    pub fn verifier(&self, kid: &str) -> Option<VerifyingKey> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .verifying
+            .get(kid)
+            .cloned()
+    }
+
+    /// The JWK Set of every verifying key (RFC 7517, OKP keys per RFC 8037).
+    pub fn jwks(&self) -> serde_json::Value {
+        let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        let mut kids: Vec<_> = l.verifying.keys().collect();
+        kids.sort();
+        let keys: Vec<_> = kids
+            .into_iter()
+            .map(|kid| {
+                json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": URL_SAFE_NO_PAD.encode(&l.verifying[kid].public),
+                    "kid": kid,
+                    "use": "sig",
+                    "alg": ALGORITHM,
+                })
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+}

@@ -1,0 +1,13 @@
+//! Authentication: who is calling, proven how, allowed what.
+
+pub mod guard;
+pub mod keys;
+pub mod password;
+pub mod principal;
+pub mod scopes;
+pub mod secret;
+pub mod sessions;
+pub mod throttle;
+
+pub use principal::{Credential, Principal, Role};
+pub use scopes::{Scope, ScopeSet};

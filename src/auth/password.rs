@@ -1,0 +1,76 @@
+//! Password hashing with argon2id at OWASP's recommended parameters
+//! (m = 19 MiB, t = 2, p = 1: the `argon2` crate's defaults), always off the
+//! async workers.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::error::AppError;
+
+/// Hashes a password into a PHC string.
+pub async fn hash(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(AppError::internal)
+    })
+    .await
+    .map_err(AppError::internal)?
+}
+
+/// A hash of nothing in particular, verified against when the email is unknown so
+/// that unknown accounts cost the same time as wrong passwords.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"tokengate-timing-equaliser", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Verifies `password` against `phc`; with `None`, burns the same time and fails.
+pub async fn verify(password: String, phc: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
+        let ok = PasswordHash::new(&phc)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        ok && known
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Rules for a new password.
+pub fn validate_new(password: &str) -> Result<(), AppError> {
+    let len = password.chars().count();
+    if len < 12 {
+        return Err(AppError::BadInput(
+            "the password must be at least 12 characters long".into(),
+        ));
+    }
+    if len > 1024 {
+        return Err(AppError::BadInput(
+            "the password must be at most 1024 characters long".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Computes the timing-equaliser hash ahead of the first sign-in.
+pub async fn warm_up() {
+    let _ = tokio::task::spawn_blocking(dummy_hash).await;
+}

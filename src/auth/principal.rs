@@ -1,0 +1,86 @@
+//! The one authentication value: who is calling and how they proved it.
+
+use chrono::{DateTime, Utc};
+
+use super::scopes::{Scope, ScopeSet};
+use crate::error::AppError;
+
+/// A user's role. Administrators hold every scope; members all but `users:*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+
+    /// Every scope this role may hold or grant.
+    pub fn scopes(self) -> ScopeSet {
+        match self {
+            Role::Admin => ScopeSet::all(),
+            Role::Member => [Scope::MeRead, Scope::TokensRead, Scope::TokensWrite]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// How the caller proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A browser session; the digest identifies its row.
+    Session { digest: [u8; 32] },
+    /// An access token: its id (`jti`) and expiry (None: never expires).
+    Token {
+        id: String,
+        expires_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// An authenticated caller, put into each GraphQL request's data by the guard.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: String,
+    pub role: Role,
+    pub scopes: ScopeSet,
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// `Ok` when the credential carries `scope`, else `FORBIDDEN` naming it.
+    pub fn require_scope(&self, scope: Scope) -> Result<(), AppError> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                scope: scope.as_str(),
+            })
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// The token id when authenticated by a token.
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Token { id, .. } => Some(id),
+            Credential::Session { .. } => None,
+        }
+    }
+}

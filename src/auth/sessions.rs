@@ -1,0 +1,102 @@
+//! Browser sessions: a 256-bit random id in the `tokengate_session` cookie; the
+//! database keeps only its SHA-256 digest. Lifetime is absolute.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::{session, user};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set};
+
+use super::principal::{Credential, Principal, Role};
+use super::secret::Secret;
+use crate::error::{AppError, AuthReason};
+
+pub const COOKIE_NAME: &str = "tokengate_session";
+
+/// Starts a session for `user_id`; returns the cookie value.
+pub async fn create(
+    db: &DatabaseConnection,
+    user_id: &str,
+    lifetime: Duration,
+    ip: &str,
+) -> Result<Secret, AppError> {
+    let id = Secret::random();
+    let now = Utc::now();
+    session::ActiveModel {
+        digest: Set(id.digest().to_vec()),
+        user_id: Set(user_id.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::Duration::from_std(lifetime).map_err(AppError::internal)?),
+        ip: Set(Some(ip.to_owned())),
+    }
+    .insert(db)
+    .await?;
+    Ok(id)
+}
+
+/// A well-formed cookie value: 43 base64url characters.
+pub fn is_well_formed(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Resolves a cookie value to its principal.
+pub async fn authenticate(db: &DatabaseConnection, value: &str) -> Result<Principal, AppError> {
+    if !is_well_formed(value) {
+        return Err(AppError::unauthenticated(
+            AuthReason::Malformed,
+            "the session cookie is malformed",
+            false,
+        ));
+    }
+    let digest = Secret::new(value).digest();
+    let found = session::Entity::find_by_id(digest.to_vec())
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?;
+    let Some((row, Some(owner))) = found else {
+        return Err(AppError::unauthenticated(
+            AuthReason::Unknown,
+            "the session is not known; sign in again",
+            false,
+        ));
+    };
+    if row.expires_at <= Utc::now() {
+        let _ = row.delete(db).await;
+        return Err(AppError::unauthenticated(
+            AuthReason::SessionExpired,
+            "the session has expired; sign in again",
+            false,
+        ));
+    }
+    if owner.disabled_at.is_some() {
+        return Err(AppError::unauthenticated(
+            AuthReason::Revoked,
+            "the account is disabled",
+            false,
+        ));
+    }
+    let role = Role::parse(&owner.role);
+    Ok(Principal {
+        user_id: owner.id,
+        role,
+        scopes: role.scopes(),
+        credential: Credential::Session { digest },
+    })
+}
+
+/// Ends a session (sign-out). Returns the user it belonged to, if any.
+pub async fn delete(db: &DatabaseConnection, value: &str) -> Result<Option<String>, AppError> {
+    if !is_well_formed(value) {
+        return Ok(None);
+    }
+    let digest = Secret::new(value).digest().to_vec();
+    let Some(row) = session::Entity::find_by_id(digest).one(db).await? else {
+        return Ok(None);
+    };
+    let user_id = row.user_id.clone();
+    row.delete(db).await?;
+    Ok(Some(user_id))
+}

@@ -1,0 +1,221 @@
+//! The command line: clap definitions and the runners, which call the same
+//! services as the API (no HTTP in between).
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::{Parser, Subcommand};
+use sea_orm::DatabaseConnection;
+
+use crate::app::{self, anyhow_like::Result};
+use crate::auth::secret::Secret;
+use crate::auth::{Role, ScopeSet};
+use crate::config::{Config, ConfigArgs};
+use crate::{db, graphql, telemetry, tokens, users};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokengate",
+    version,
+    about = "A GraphQL API server with token management built in"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from a prompt, or from stdin when piped.
+    Add {
+        #[arg(long)]
+        email: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Issue a token for a user and print it once.
+    Issue {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Lifetime, such as 30d or 12h (`never` where non-expiring tokens are allowed).
+        #[arg(long)]
+        expires: String,
+        /// A scope to grant (repeat for more); all of the user's when left out.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List a user's tokens (never the tokens themselves).
+    List {
+        #[arg(long)]
+        email: String,
+        /// Include revoked and expired tokens.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key active; old keys keep verifying their tokens.
+    Rotate,
+}
+
+fn read_password() -> Result<Secret> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Ok(Secret::new(password))
+}
+
+async fn connect(config: &Config) -> Result<DatabaseConnection> {
+    let conn = db::connect(&config.database_url).await?;
+    db::migrate(&conn).await?;
+    Ok(conn)
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(&cli.config)?;
+    telemetry::init(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let running = app::start(config, app::shutdown_signal()).await?;
+            println!("listening on http://{}", running.addr);
+            tracing::info!(addr = %running.addr, "listening");
+            running.handle.await??;
+        }
+        Command::Migrate => {
+            connect(&config).await?;
+            println!("migrations applied");
+        }
+        Command::Schema => print!("{}", graphql::sdl()),
+        Command::User(UserCommand::Add { email, admin }) => {
+            let conn = connect(&config).await?;
+            let password = read_password()?;
+            let role = if admin { Role::Admin } else { Role::Member };
+            let user = users::create(&conn, &email, &password, role, None, None).await?;
+            println!("created {} {} ({})", user.role, user.email, user.id);
+        }
+        Command::Token(cmd) => run_token(config, cmd).await?,
+        Command::Keys(KeysCommand::Rotate) => {
+            let conn = connect(&config).await?;
+            // Make sure a key exists first, so rotation always retires something real.
+            crate::auth::keys::KeyRing::load(&conn, None).await?;
+            let kid = crate::auth::keys::rotate(&conn).await?;
+            println!(
+                "new signing key {kid} is active; earlier keys verify until their tokens expire"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
+    let listen = config.listen;
+    let state = app::build(config, listen, false).await?;
+    match cmd {
+        TokenCommand::Issue {
+            email,
+            name,
+            expires,
+            scopes,
+        } => {
+            let user = users::find_by_email(&state.db, &users::normalize_email(&email)?)
+                .await?
+                .ok_or_else(|| format!("no user with email {email}"))?;
+            let role = Role::parse(&user.role);
+            let expiration_time = if expires == "never" {
+                None
+            } else {
+                let d = humantime::parse_duration(&expires).map_err(|e| {
+                    format!("--expires `{expires}` is not a duration like 30d or 12h: {e}")
+                })?;
+                Some(chrono::Utc::now().timestamp() + d.as_secs() as i64)
+            };
+            let principal = crate::auth::Principal {
+                user_id: user.id.clone(),
+                role,
+                scopes: role.scopes(),
+                credential: crate::auth::Credential::Session { digest: [0; 32] },
+            };
+            let req = tokens::IssueRequest {
+                name,
+                expiration_time,
+                scopes: (!scopes.is_empty()).then_some(scopes),
+            };
+            let issued = tokens::issue(&state, &principal, req, None).await?;
+            eprintln!(
+                "issued token {} ({}) for {}, scopes: {}; it is shown once:",
+                issued.record.id, issued.record.name, user.email, issued.record.scopes
+            );
+            println!("{}", issued.token.expose());
+        }
+        TokenCommand::List { email, all } => {
+            let user = users::find_by_email(&state.db, &users::normalize_email(&email)?)
+                .await?
+                .ok_or_else(|| format!("no user with email {email}"))?;
+            let now = chrono::Utc::now();
+            println!(
+                "{:<36}  {:<20}  {:<8}  {:<25}  SCOPES",
+                "ID", "NAME", "STATUS", "EXPIRES"
+            );
+            for t in tokens::list(&state.db, &user.id, all).await? {
+                let status = format!("{:?}", tokens::status(&t, now)).to_uppercase();
+                let expires = t
+                    .expires_at
+                    .map(|e| e.to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                let scopes = ScopeSet::parse_space_separated(&t.scopes)
+                    .map(ScopeSet::to_space_separated)
+                    .unwrap_or_default();
+                println!(
+                    "{:<36}  {:<20}  {:<8}  {:<25}  {}",
+                    t.id, t.name, status, expires, scopes
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = tokens::revoke_by_id(&state, &id).await?;
+            println!("revoked {} ({})", t.id, t.name);
+        }
+    }
+    Ok(())
+}

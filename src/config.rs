@@ -1,0 +1,172 @@
+//! Settings, merged once at start: flags > environment > TOML file > defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::auth::secret::Secret;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 40m, 12h or 180d: {e}"))
+}
+
+/// The settings every command accepts (SPEC §1). `None` means "not given here".
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings below (flags and environment win).
+    #[arg(long, env = "TOKENGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "TOKENGATE_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// sea-orm database URL (sqlite:// or postgres://).
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// `iss` of issued tokens; defaults to http://<listen address>.
+    #[arg(long, env = "TOKENGATE_ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// Absolute lifetime of a browser session.
+    #[arg(long, env = "TOKENGATE_SESSION_LIFETIME", value_parser = parse_duration, global = true)]
+    pub session_lifetime: Option<Duration>,
+    /// Longest lifetime a token may be issued with.
+    #[arg(long, env = "TOKENGATE_MAX_TOKEN_LIFETIME", value_parser = parse_duration, global = true)]
+    pub max_token_lifetime: Option<Duration>,
+    /// Allow tokens without an expiry.
+    #[arg(long, env = "TOKENGATE_ALLOW_NON_EXPIRING_TOKENS", num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub allow_non_expiring_tokens: Option<bool>,
+    /// Mark cookies `Secure`; defaults to false on loopback, true elsewhere.
+    #[arg(long, env = "TOKENGATE_SECURE_COOKIES", num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub secure_cookies: Option<bool>,
+    /// `text` for people, `json` for machines.
+    #[arg(long, env = "TOKENGATE_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+    /// How often batched last-used times are written.
+    #[arg(long, env = "TOKENGATE_LAST_USED_FLUSH_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
+    pub last_used_flush_interval: Option<Duration>,
+}
+
+/// The TOML file's shape: the same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    issuer: Option<String>,
+    session_lifetime: Option<String>,
+    max_token_lifetime: Option<String>,
+    allow_non_expiring_tokens: Option<bool>,
+    secure_cookies: Option<bool>,
+    log_format: Option<LogFormat>,
+    last_used_flush_interval: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// `None` until the listener is bound (it derives from the bound address).
+    pub issuer: Option<String>,
+    pub session_lifetime: Duration,
+    pub max_token_lifetime: Duration,
+    pub allow_non_expiring_tokens: bool,
+    /// `None`: decided from the listen address.
+    pub secure_cookies: Option<bool>,
+    pub log_format: LogFormat,
+    pub last_used_flush_interval: Duration,
+    /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
+    pub admin_email: Option<String>,
+    /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
+    pub admin_password: Option<Secret>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://tokengate.db?mode=rwc".into(),
+            issuer: None,
+            session_lifetime: Duration::from_secs(40 * 60),
+            max_token_lifetime: Duration::from_secs(180 * 24 * 3600),
+            allow_non_expiring_tokens: false,
+            secure_cookies: None,
+            log_format: LogFormat::Text,
+            last_used_flush_interval: Duration::from_secs(15),
+            admin_email: None,
+            admin_password: None,
+        }
+    }
+}
+
+impl Config {
+    /// Merges flags and environment (already folded together by clap) over the
+    /// optional TOML file over the defaults.
+    pub fn load(args: &ConfigArgs) -> Result<Config, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let file_duration = |v: &Option<String>| v.as_deref().map(parse_duration).transpose();
+        let d = Config::default();
+        let config = Config {
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            database_url: args
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or(d.database_url),
+            issuer: args.issuer.clone().or(file.issuer),
+            session_lifetime: args
+                .session_lifetime
+                .or(file_duration(&file.session_lifetime)?)
+                .unwrap_or(d.session_lifetime),
+            max_token_lifetime: args
+                .max_token_lifetime
+                .or(file_duration(&file.max_token_lifetime)?)
+                .unwrap_or(d.max_token_lifetime),
+            allow_non_expiring_tokens: args
+                .allow_non_expiring_tokens
+                .or(file.allow_non_expiring_tokens)
+                .unwrap_or(d.allow_non_expiring_tokens),
+            secure_cookies: args.secure_cookies.or(file.secure_cookies),
+            log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
+            last_used_flush_interval: args
+                .last_used_flush_interval
+                .or(file_duration(&file.last_used_flush_interval)?)
+                .unwrap_or(d.last_used_flush_interval),
+            admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            admin_password: std::env::var("TOKENGATE_ADMIN_PASSWORD")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Secret::new),
+        };
+        if config.session_lifetime.is_zero() {
+            return Err("session lifetime must be longer than zero".into());
+        }
+        if config.max_token_lifetime.is_zero() {
+            return Err("maximum token lifetime must be longer than zero".into());
+        }
+        Ok(config)
+    }
+}

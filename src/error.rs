@@ -1,0 +1,203 @@
+//! The one error type. Each variant knows its HTTP status and its GraphQL
+//! `extensions.code`; internal detail is logged, never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Why a request could not be authenticated (SPEC §3 `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthReason {
+    Missing,
+    Malformed,
+    BadSignature,
+    Expired,
+    Revoked,
+    Unknown,
+    SessionExpired,
+}
+
+impl AuthReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthReason::Missing => "missing",
+            AuthReason::Malformed => "malformed",
+            AuthReason::BadSignature => "bad_signature",
+            AuthReason::Expired => "expired",
+            AuthReason::Revoked => "revoked",
+            AuthReason::Unknown => "unknown",
+            AuthReason::SessionExpired => "session_expired",
+        }
+    }
+}
+
+/// Every failure tokengate reports.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No usable credential. `bearer` says whether a Bearer token was presented,
+    /// which decides the `WWW-Authenticate` parameters (RFC 6750 §3).
+    #[error("{description}")]
+    Unauthenticated {
+        reason: AuthReason,
+        description: &'static str,
+        bearer: bool,
+    },
+    #[error("this field needs the `{scope}` scope")]
+    Forbidden { scope: &'static str },
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("{0}")]
+    MethodNotAllowed(&'static str),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn unauthenticated(reason: AuthReason, description: &'static str, bearer: bool) -> Self {
+        AppError::Unauthenticated {
+            reason,
+            description,
+            bearer,
+        }
+    }
+
+    /// Wraps any internal failure; the detail goes to the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        AppError::Internal(detail.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated { .. } | AppError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::BadInput(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The GraphQL `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated { .. } | AppError::InvalidCredentials => "UNAUTHENTICATED",
+            AppError::Forbidden { .. } => "FORBIDDEN",
+            AppError::BadInput(_)
+            | AppError::UnsupportedMediaType(_)
+            | AppError::MethodNotAllowed(_) => "BAD_USER_INPUT",
+            AppError::NotFound(_) => "NOT_FOUND",
+            AppError::Throttled { .. } => "TOO_MANY_REQUESTS",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message a client may see.
+    fn public_message(&self) -> String {
+        if let AppError::Internal(detail) = self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        self.to_string()
+    }
+
+    /// The SPEC §3 error body.
+    pub fn graphql_body(&self) -> serde_json::Value {
+        let mut ext = json!({ "code": self.code() });
+        match self {
+            AppError::Unauthenticated { reason, .. } => ext["reason"] = json!(reason.as_str()),
+            AppError::Forbidden { scope } => ext["requiredScope"] = json!(scope),
+            _ => {}
+        }
+        json!({ "errors": [{ "message": self.public_message(), "extensions": ext }] })
+    }
+
+    /// `WWW-Authenticate` for a 401 (RFC 6750 §3).
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        match self {
+            AppError::Unauthenticated { bearer: true, description, .. } => HeaderValue::from_str(&format!(
+                "Bearer realm=\"tokengate\", error=\"invalid_token\", error_description=\"{description}\""
+            ))
+            .ok(),
+            AppError::Unauthenticated { .. } => Some(HeaderValue::from_static("Bearer realm=\"tokengate\"")),
+            _ => None,
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AppError::internal(format!("database: {e}"))
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(e: sea_orm::TransactionError<AppError>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(e) => e.into(),
+            sea_orm::TransactionError::Transaction(e) => e,
+        }
+    }
+}
+
+impl async_graphql::ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.public_message()).extend_with(|_, e| {
+            e.set("code", self.code());
+            if let AppError::Forbidden { scope } = self {
+                e.set("requiredScope", *scope);
+            }
+            if let AppError::Unauthenticated { reason, .. } = self {
+                e.set("reason", reason.as_str());
+            }
+        })
+    }
+}
+
+/// Converts a service result for a resolver, keeping `extensions.code`.
+///
+/// async-graphql converts any `Display` error with `?`, which would drop the
+/// extensions; resolvers call `.gql()` instead.
+pub trait GqlResult<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResult<T> for Result<T, AppError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        use async_graphql::ErrorExtensions;
+        self.map_err(|e| e.extend())
+    }
+}
+
+/// HTTP answer in the GraphQL error shape (used by `/api` and its guard).
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let www = self.www_authenticate();
+        let retry = match &self {
+            AppError::Throttled { retry_after } => Some(*retry_after),
+            _ => None,
+        };
+        let mut resp = (status, axum::Json(self.graphql_body())).into_response();
+        if let Some(v) = www {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

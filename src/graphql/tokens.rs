@@ -1,0 +1,96 @@
+//! Token queries and mutations (SPEC §5). Resolvers only translate; the rules
+//! live in [`crate::tokens`].
+
+use std::sync::atomic::Ordering;
+
+use async_graphql::{Context, Object, ID};
+
+use super::types::{AccessToken, UpdateAccessTokenPayload};
+use super::{ip, principal, state, RequireScope};
+use crate::auth::Scope;
+use crate::error::GqlResult;
+use crate::tokens::{self, IssueRequest};
+
+#[derive(Default)]
+pub struct TokenQuery;
+
+#[Object]
+impl TokenQuery {
+    /// Your tokens, newest first; only active ones unless `includeInactive`.
+    #[graphql(guard = "RequireScope(Scope::TokensRead)")]
+    async fn access_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_inactive: bool,
+    ) -> async_graphql::Result<Vec<AccessToken>> {
+        let p = principal(ctx).gql()?;
+        let rows = tokens::list(&state(ctx).gql()?.db, &p.user_id, include_inactive)
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(AccessToken).collect())
+    }
+
+    /// One of your tokens (administrators: anyone's); null when there is none.
+    #[graphql(guard = "RequireScope(Scope::TokensRead)")]
+    async fn access_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<AccessToken>> {
+        let p = principal(ctx).gql()?;
+        match tokens::get_visible(&state(ctx).gql()?.db, p, &id).await {
+            Ok(t) => Ok(Some(AccessToken(t))),
+            Err(crate::AppError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e).gql(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct TokenMutation;
+
+#[Object]
+impl TokenMutation {
+    /// Issues a token valid until `expirationTime` (Unix seconds). Issuing under a
+    /// name that already has an active token replaces it: the earlier one is revoked.
+    #[graphql(guard = "RequireScope(Scope::TokensWrite)")]
+    async fn update_access_token(
+        &self,
+        ctx: &Context<'_>,
+        expiration_time: Option<i32>,
+        #[graphql(default_with = "Some(\"default\".to_string())")] name: Option<String>,
+        scopes: Option<Vec<String>>,
+    ) -> async_graphql::Result<UpdateAccessTokenPayload> {
+        let app = state(ctx).gql()?;
+        let req = IssueRequest {
+            name: name.unwrap_or_else(|| "default".into()),
+            expiration_time: expiration_time.map(i64::from),
+            scopes,
+        };
+        let issued = tokens::issue(app, principal(ctx).gql()?, req, ip(ctx))
+            .await
+            .gql()?;
+        app.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        Ok(UpdateAccessTokenPayload {
+            success: true,
+            session_jwt: issued.token.expose().to_owned(),
+            access_token: AccessToken(issued.record),
+        })
+    }
+
+    /// Revokes one of your tokens (administrators: anyone's). The very next
+    /// request with it is refused.
+    #[graphql(guard = "RequireScope(Scope::TokensWrite)")]
+    async fn revoke_access_token(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<AccessToken> {
+        let app = state(ctx).gql()?;
+        Ok(AccessToken(
+            tokens::revoke(app, principal(ctx).gql()?, &id, ip(ctx))
+                .await
+                .gql()?,
+        ))
+    }
+}

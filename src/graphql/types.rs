@@ -1,0 +1,107 @@
+//! GraphQL object types. Separate from the entities, so columns such as the token
+//! digest can never be published by accident.
+
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::{access_token, user};
+
+use super::{principal, state, RequireScope};
+use crate::auth::{Scope, ScopeSet};
+use crate::error::AppError;
+use crate::error::GqlResult;
+use crate::tokens;
+
+/// Whether a token can be used now.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum TokenStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// An access token's record. Never carries the token itself.
+pub struct AccessToken(pub access_token::Model);
+
+#[Object]
+impl AccessToken {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn scopes(&self) -> Vec<String> {
+        ScopeSet::parse_space_separated(&self.0.scopes)
+            .map(ScopeSet::names)
+            .unwrap_or_default()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Null only for a non-expiring token, where configuration allows them.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// Kept to within a minute.
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    async fn status(&self) -> TokenStatus {
+        match tokens::status(&self.0, Utc::now()) {
+            tokens::Status::Active => TokenStatus::Active,
+            tokens::Status::Expired => TokenStatus::Expired,
+            tokens::Status::Revoked => TokenStatus::Revoked,
+        }
+    }
+}
+
+/// A person who signs in and owns tokens.
+pub struct User(pub user::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// `admin` or `member`.
+    async fn role(&self) -> &str {
+        &self.0.role
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// This user's tokens, newest first (your own, or anyone's for an administrator).
+    #[graphql(guard = "RequireScope(Scope::TokensRead)")]
+    async fn access_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_inactive: bool,
+    ) -> async_graphql::Result<Vec<AccessToken>> {
+        let p = principal(ctx).gql()?;
+        if p.user_id != self.0.id && !p.is_admin() {
+            return Err(AppError::Forbidden {
+                scope: Scope::UsersRead.as_str(),
+            })
+            .gql();
+        }
+        let rows = tokens::list(&state(ctx).gql()?.db, &self.0.id, include_inactive)
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(AccessToken).collect())
+    }
+}
+
+/// The answer to `updateAccessToken`: the one response that ever carries a token.
+#[derive(SimpleObject)]
+pub struct UpdateAccessTokenPayload {
+    pub success: bool,
+    /// The new token, shown this once: use it as `Authorization: Bearer <sessionJwt>`.
+    pub session_jwt: String,
+    pub access_token: AccessToken,
+}

@@ -1,0 +1,39 @@
+//! Queries about people: `me` and `users`.
+
+use async_graphql::{Context, Object};
+
+use super::types::User;
+use super::{principal, state, RequireScope};
+use crate::auth::Scope;
+use crate::error::AppError;
+use crate::error::GqlResult;
+use crate::users;
+
+#[derive(Default)]
+pub struct UserQuery;
+
+#[Object]
+impl UserQuery {
+    /// The signed-in user, or the owner of the token in use.
+    #[graphql(guard = "RequireScope(Scope::MeRead)")]
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let p = principal(ctx).gql()?;
+        let user = users::find(&state(ctx).gql()?.db, &p.user_id)
+            .await
+            .gql()?
+            .ok_or_else(|| AppError::NotFound("your account no longer exists".into()))
+            .gql()?;
+        Ok(User(user))
+    }
+
+    /// Every user (administrators).
+    #[graphql(guard = "RequireScope(Scope::UsersRead)")]
+    async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
+        Ok(users::list(&state(ctx).gql()?.db)
+            .await
+            .gql()?
+            .into_iter()
+            .map(User)
+            .collect())
+    }
+}

@@ -1,0 +1,22 @@
+//! tokengate: a GraphQL API server with token management built in.
+//!
+//! The binary (`src/main.rs`) only parses the command line; everything else lives
+//! here so integration tests and benchmarks drive the same code.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod metrics;
+pub mod telemetry;
+pub mod tokens;
+pub mod users;
+pub mod web;
+
+pub use app::{App, AppState};
+pub use config::Config;
+pub use error::AppError;

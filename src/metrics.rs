@@ -1,0 +1,85 @@
+//! A handful of Prometheus counters, rendered by `GET /metrics`. No label ever
+//! carries a credential.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::AuthReason;
+
+const REASONS: [AuthReason; 7] = [
+    AuthReason::Missing,
+    AuthReason::Malformed,
+    AuthReason::BadSignature,
+    AuthReason::Expired,
+    AuthReason::Revoked,
+    AuthReason::Unknown,
+    AuthReason::SessionExpired,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub graphql_requests: AtomicU64,
+    auth_failures: [AtomicU64; 7],
+    pub sign_ins: AtomicU64,
+    pub sign_in_failures: AtomicU64,
+    pub tokens_issued: AtomicU64,
+    pub tokens_revoked: AtomicU64,
+}
+
+impl Metrics {
+    pub fn auth_failure(&self, reason: AuthReason) {
+        if let Some(i) = REASONS.iter().position(|r| *r == reason) {
+            self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, last_used_writes: u64) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (labels, v) in samples {
+                out.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            "tokengate_graphql_requests_total",
+            "GraphQL requests executed.",
+            &[(String::new(), get(&self.graphql_requests))],
+        );
+        let failures: Vec<_> = REASONS
+            .iter()
+            .zip(&self.auth_failures)
+            .map(|(r, a)| (format!("{{reason=\"{}\"}}", r.as_str()), get(a)))
+            .collect();
+        counter(
+            "tokengate_auth_failures_total",
+            "Requests refused by the guard.",
+            &failures,
+        );
+        counter(
+            "tokengate_sign_ins_total",
+            "Sign-in attempts.",
+            &[
+                ("{result=\"ok\"}".into(), get(&self.sign_ins)),
+                ("{result=\"failed\"}".into(), get(&self.sign_in_failures)),
+            ],
+        );
+        counter(
+            "tokengate_tokens_issued_total",
+            "Access tokens issued.",
+            &[(String::new(), get(&self.tokens_issued))],
+        );
+        counter(
+            "tokengate_tokens_revoked_total",
+            "Access tokens revoked.",
+            &[(String::new(), get(&self.tokens_revoked))],
+        );
+        counter(
+            "tokengate_last_used_writes_total",
+            "Rows written to record last-used times.",
+            &[(String::new(), last_used_writes)],
+        );
+        out
+    }
+}

@@ -1,0 +1,132 @@
+//! Access tokens as JWTs shaped after RFC 9068: header `typ: at+jwt`, `kid`,
+//! EdDSA; claims `iss sub jti iat exp scope` (+ `client_id` for machine clients).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::auth::secret::Secret;
+use crate::auth::ScopeSet;
+use crate::error::{AppError, AppResult, AuthReason};
+
+pub const TYP: &str = "at+jwt";
+
+/// Clock skew tolerated on `exp`.
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub jti: String,
+    pub iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl Claims {
+    pub fn new(
+        iss: &str,
+        sub: &str,
+        jti: &str,
+        iat: DateTime<Utc>,
+        exp: Option<DateTime<Utc>>,
+        scopes: ScopeSet,
+        client_id: Option<&str>,
+    ) -> Claims {
+        Claims {
+            iss: iss.to_owned(),
+            sub: sub.to_owned(),
+            jti: jti.to_owned(),
+            iat: iat.timestamp(),
+            exp: exp.map(|e| e.timestamp()),
+            scope: scopes.to_space_separated(),
+            client_id: client_id.map(str::to_owned),
+        }
+    }
+}
+
+/// Signs `claims` with the active key.
+pub fn sign(app: &App, claims: &Claims) -> AppResult<Secret> {
+    let (kid, key) = app.keys.signer();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(TYP.to_owned());
+    header.kid = Some(kid);
+    jsonwebtoken::encode(&header, claims, &key)
+        .map(Secret::new)
+        .map_err(AppError::internal)
+}
+
+fn refuse(reason: AuthReason, description: &'static str) -> AppError {
+    AppError::unauthenticated(reason, description, true)
+}
+
+/// Checks structure, algorithm, key, signature, expiry and issuer. The algorithm
+/// is pinned to EdDSA: whatever the header says, no other is tried.
+pub async fn verify(app: &App, token: &str) -> AppResult<Claims> {
+    if token.split('.').count() != 3 {
+        return Err(refuse(AuthReason::Malformed, "the token is not a JWT"));
+    }
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| refuse(AuthReason::Malformed, "the token header cannot be read"))?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(refuse(
+            AuthReason::BadSignature,
+            "the token is not signed with EdDSA",
+        ));
+    }
+    if header.typ.as_deref() != Some(TYP) {
+        return Err(refuse(
+            AuthReason::Malformed,
+            "the token is not an access token (typ must be at+jwt)",
+        ));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| refuse(AuthReason::Malformed, "the token header has no kid"))?;
+    let key = match app.keys.verifier(&kid) {
+        Some(k) => k,
+        None => {
+            // Another process may have rotated keys: look once more, at most once a second.
+            app.keys
+                .reload_if_older(&app.db, Duration::from_secs(1))
+                .await?;
+            app.keys.verifier(&kid).ok_or_else(|| {
+                refuse(
+                    AuthReason::Unknown,
+                    "the token was signed by a key this server does not know",
+                )
+            })?
+        }
+    };
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.leeway = LEEWAY_SECS;
+    validation.set_issuer(&[&app.issuer]);
+    validation.set_required_spec_claims(&["iss", "sub"]);
+    validation.validate_exp = true;
+    validation.validate_aud = false;
+    let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
+        match e.kind() {
+            ErrorKind::InvalidSignature
+            | ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidEddsaKey => refuse(
+                AuthReason::BadSignature,
+                "the token signature does not verify",
+            ),
+            ErrorKind::ExpiredSignature => refuse(AuthReason::Expired, "the token has expired"),
+            ErrorKind::InvalidIssuer => refuse(
+                AuthReason::Unknown,
+                "the token was issued by another server",
+            ),
+            _ => refuse(AuthReason::Malformed, "the token claims cannot be read"),
+        }
+    })?;
+    Ok(data.claims)
+}

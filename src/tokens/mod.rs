@@ -1,0 +1,434 @@
+//! The token service: every rule for issuing, verifying, listing and revoking
+//! access tokens. GraphQL, the CLI and (later) OAuth handlers are thin callers.
+
+pub mod jwt;
+pub mod last_used;
+
+use chrono::{DateTime, TimeZone, Utc};
+use entity::{access_token, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+
+use crate::app::App;
+use crate::audit::{self, Event};
+use crate::auth::secret::{ct_eq, Secret};
+use crate::auth::{Credential, Principal, Role, ScopeSet};
+use crate::error::{AppError, AppResult, AuthReason};
+
+/// Longest token name accepted.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Whether a token can still be used, derived from its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Expired,
+    Revoked,
+}
+
+pub fn status(t: &access_token::Model, now: DateTime<Utc>) -> Status {
+    if t.revoked_at.is_some() {
+        Status::Revoked
+    } else if t.expires_at.is_some_and(|e| e <= now) {
+        Status::Expired
+    } else {
+        Status::Active
+    }
+}
+
+/// What a caller asks for when issuing a token.
+#[derive(Debug, Default)]
+pub struct IssueRequest {
+    pub name: String,
+    /// Unix seconds; `None` asks for a non-expiring token.
+    pub expiration_time: Option<i64>,
+    /// `None`: all of the caller's scopes.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A freshly issued token: the only value that ever holds its plaintext.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: Secret,
+    pub record: access_token::Model,
+}
+
+fn validate_name(name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AppError::BadInput(
+            "the token name is empty; give a name such as \"ci-deploy\"".into(),
+        ));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(AppError::BadInput(format!(
+            "the token name is too long; use at most {MAX_NAME_LEN} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::BadInput(
+            "the token name has control characters; use printable text".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Works out the scopes of a new token: those asked for, each known and held by
+/// the caller; all of the caller's when none are asked for.
+pub fn resolve_scopes(asked: Option<&[String]>, held: ScopeSet) -> AppResult<ScopeSet> {
+    let Some(asked) = asked else { return Ok(held) };
+    let set = ScopeSet::parse_names(asked.iter().map(String::as_str)).map_err(|unknown| {
+        AppError::BadInput(format!(
+            "unknown scope `{unknown}`; valid scopes are: {}",
+            ScopeSet::all().to_space_separated()
+        ))
+    })?;
+    if set.is_empty() {
+        return Err(AppError::BadInput(
+            "give at least one scope, or leave scopes out to get all of yours".into(),
+        ));
+    }
+    if let Some(excess) = set.iter().find(|s| !held.contains(*s)) {
+        return Err(AppError::BadInput(format!(
+            "you cannot grant `{}`: your credential does not hold it (you hold: {})",
+            excess.as_str(),
+            held.to_space_separated()
+        )));
+    }
+    Ok(set)
+}
+
+/// Works out the expiry of a new token from the policy and the caller's own expiry.
+fn resolve_expiry(
+    app: &App,
+    principal: &Principal,
+    asked: Option<i64>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<DateTime<Utc>>> {
+    let max = now
+        + chrono::Duration::from_std(app.config.max_token_lifetime).map_err(AppError::internal)?;
+    let parent_expiry = match &principal.credential {
+        Credential::Token { expires_at, .. } => *expires_at,
+        Credential::Session { .. } => None,
+    };
+    let Some(secs) = asked else {
+        if !app.config.allow_non_expiring_tokens {
+            return Err(AppError::BadInput(format!(
+                "expirationTime is required: give a Unix time in seconds, at most {} ({})",
+                max.timestamp(),
+                max.to_rfc3339()
+            )));
+        }
+        if let Some(parent) = parent_expiry {
+            return Err(AppError::BadInput(format!(
+                "a token created by a token cannot outlive it: give expirationTime at most {}",
+                parent.timestamp()
+            )));
+        }
+        return Ok(None);
+    };
+    let at = Utc
+        .timestamp_opt(secs, 0)
+        .single()
+        .ok_or_else(|| AppError::BadInput("expirationTime is not a valid Unix time".into()))?;
+    if at <= now {
+        return Err(AppError::BadInput(format!(
+            "expirationTime {secs} is in the past; give a Unix time after now ({})",
+            now.timestamp()
+        )));
+    }
+    if at > max {
+        return Err(AppError::BadInput(format!(
+            "expirationTime {secs} is beyond the maximum token lifetime of {}; give at most {}",
+            humantime::format_duration(app.config.max_token_lifetime),
+            max.timestamp()
+        )));
+    }
+    if let Some(parent) = parent_expiry {
+        if at > parent {
+            return Err(AppError::BadInput(format!(
+                "a token created by a token cannot outlive it: give expirationTime at most {}",
+                parent.timestamp()
+            )));
+        }
+    }
+    Ok(Some(at))
+}
+
+/// Issues a token for the principal's own user. Issuing under a name that has an
+/// active token revokes that token (rotation). Bad input changes nothing.
+pub async fn issue(
+    app: &App,
+    principal: &Principal,
+    req: IssueRequest,
+    ip: Option<&str>,
+) -> AppResult<Issued> {
+    let now = Utc::now();
+    let name = validate_name(&req.name)?;
+    let scopes = resolve_scopes(req.scopes.as_deref(), principal.scopes)?;
+    let expires_at = resolve_expiry(app, principal, req.expiration_time, now)?;
+    mint(
+        app,
+        &principal.user_id,
+        &name,
+        scopes,
+        expires_at,
+        principal.token_id(),
+        Some(&principal.user_id),
+        ip,
+    )
+    .await
+}
+
+/// Signs and stores a token whose policy checks have passed.
+#[allow(clippy::too_many_arguments)]
+pub async fn mint(
+    app: &App,
+    owner_id: &str,
+    name: &str,
+    scopes: ScopeSet,
+    expires_at: Option<DateTime<Utc>>,
+    parent_id: Option<&str>,
+    actor_id: Option<&str>,
+    ip: Option<&str>,
+) -> AppResult<Issued> {
+    let now = Utc::now();
+    let id = uuid::Uuid::now_v7().to_string();
+    let token = jwt::sign(
+        app,
+        &jwt::Claims::new(&app.issuer, owner_id, &id, now, expires_at, scopes, None),
+    )?;
+    let record = access_token::ActiveModel {
+        id: Set(id.clone()),
+        user_id: Set(owner_id.to_owned()),
+        name: Set(name.to_owned()),
+        digest: Set(token.digest().to_vec()),
+        scopes: Set(scopes.to_space_separated()),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+        revoked_by: Set(None),
+        parent_id: Set(parent_id.map(str::to_owned)),
+        client_id: Set(None),
+    };
+    let owner = owner_id.to_owned();
+    let by = actor_id.map(str::to_owned);
+    let name_owned = name.to_owned();
+    // The transaction opens with a write, so SQLite takes its write lock at once
+    // instead of failing a read-to-write upgrade under concurrency.
+    let (record, replaced) = app
+        .db
+        .transaction::<_, _, AppError>(move |txn| {
+            Box::pin(async move {
+                let active_same_name = Condition::all()
+                    .add(access_token::Column::UserId.eq(owner.clone()))
+                    .add(access_token::Column::Name.eq(name_owned.clone()))
+                    .add(access_token::Column::RevokedAt.is_null());
+                let res = access_token::Entity::update_many()
+                    .col_expr(access_token::Column::RevokedAt, Expr::value(now))
+                    .col_expr(access_token::Column::RevokedBy, Expr::value(by))
+                    .filter(active_same_name.clone())
+                    .exec(txn)
+                    .await?;
+                let replaced = if res.rows_affected > 0 {
+                    access_token::Entity::find()
+                        .filter(access_token::Column::UserId.eq(owner))
+                        .filter(access_token::Column::Name.eq(name_owned))
+                        .filter(access_token::Column::RevokedAt.eq(now))
+                        .all(txn)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                let record = record.insert(txn).await?;
+                Ok((record, replaced))
+            })
+        })
+        .await?;
+    for old in &replaced {
+        app.on_token_revoked(&old.id);
+    }
+    let replaced_ids: Vec<_> = replaced.iter().map(|t| t.id.as_str()).collect();
+    audit::record(
+        &app.db,
+        Event {
+            actor_id,
+            action: if replaced.is_empty() {
+                "token_issued"
+            } else {
+                "token_rotated"
+            },
+            subject: Some(&record.id),
+            ip,
+            detail: Some(serde_json::json!({
+                "name": record.name,
+                "owner": record.user_id,
+                "scopes": record.scopes,
+                "expires_at": record.expires_at,
+                "replaced": replaced_ids,
+            })),
+        },
+    )
+    .await;
+    Ok(Issued { token, record })
+}
+
+/// Finds a token the principal may see: its own, or any for an administrator.
+/// Anything else is reported as not found.
+pub async fn get_visible(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+) -> AppResult<access_token::Model> {
+    let not_found = || {
+        AppError::NotFound(format!(
+            "no access token with id `{id}`; list yours with accessTokens"
+        ))
+    };
+    let token = access_token::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(not_found)?;
+    if token.user_id != principal.user_id && !principal.is_admin() {
+        return Err(not_found());
+    }
+    Ok(token)
+}
+
+/// Lists a user's tokens, newest first; only active ones unless asked.
+pub async fn list(
+    db: &DatabaseConnection,
+    owner_id: &str,
+    include_inactive: bool,
+) -> AppResult<Vec<access_token::Model>> {
+    let mut q = access_token::Entity::find().filter(access_token::Column::UserId.eq(owner_id));
+    if !include_inactive {
+        q = q.filter(access_token::Column::RevokedAt.is_null()).filter(
+            Condition::any()
+                .add(access_token::Column::ExpiresAt.is_null())
+                .add(access_token::Column::ExpiresAt.gt(Utc::now())),
+        );
+    }
+    Ok(q.order_by_desc(access_token::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+/// Revokes a token the principal may see. Revoking a revoked token is a no-op
+/// that returns it as it is.
+pub async fn revoke(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+    ip: Option<&str>,
+) -> AppResult<access_token::Model> {
+    let token = get_visible(&app.db, principal, id).await?;
+    revoke_record(app, token, Some(&principal.user_id), ip).await
+}
+
+/// Revokes a token by id with no ownership check (the CLI, run by an operator).
+pub async fn revoke_by_id(app: &App, id: &str) -> AppResult<access_token::Model> {
+    let token = access_token::Entity::find_by_id(id)
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no access token with id `{id}`")))?;
+    revoke_record(app, token, None, None).await
+}
+
+async fn revoke_record(
+    app: &App,
+    token: access_token::Model,
+    actor_id: Option<&str>,
+    ip: Option<&str>,
+) -> AppResult<access_token::Model> {
+    if token.revoked_at.is_some() {
+        return Ok(token);
+    }
+    let mut active: access_token::ActiveModel = token.into();
+    active.revoked_at = Set(Some(Utc::now()));
+    active.revoked_by = Set(actor_id.map(str::to_owned));
+    let token = active.update(&app.db).await?;
+    app.on_token_revoked(&token.id);
+    audit::record(
+        &app.db,
+        Event {
+            actor_id,
+            action: "token_revoked",
+            subject: Some(&token.id),
+            ip,
+            detail: Some(serde_json::json!({ "name": token.name, "owner": token.user_id })),
+        },
+    )
+    .await;
+    Ok(token)
+}
+
+/// Turns a presented Bearer token into a principal, or says why not: signature,
+/// expiry and issuer first, then the stored record (present, digest equal, not
+/// revoked, owner active).
+pub async fn authenticate(app: &App, presented: &str) -> AppResult<Principal> {
+    let claims = jwt::verify(app, presented).await?;
+    let unknown = || {
+        AppError::unauthenticated(
+            AuthReason::Unknown,
+            "the token is not known to this server",
+            true,
+        )
+    };
+    let (record, owner) = access_token::Entity::find_by_id(claims.jti.as_str())
+        .find_also_related(user::Entity)
+        .one(&app.db)
+        .await?
+        .ok_or_else(unknown)?;
+    let owner = owner.ok_or_else(unknown)?;
+    let digest = Secret::new(presented).digest();
+    if !ct_eq(&digest, &record.digest) || record.user_id != claims.sub {
+        return Err(unknown());
+    }
+    let now = Utc::now();
+    match status(&record, now) {
+        Status::Revoked => {
+            return Err(AppError::unauthenticated(
+                AuthReason::Revoked,
+                "the token has been revoked",
+                true,
+            ))
+        }
+        Status::Expired => {
+            return Err(AppError::unauthenticated(
+                AuthReason::Expired,
+                "the token has expired",
+                true,
+            ))
+        }
+        Status::Active => {}
+    }
+    if owner.disabled_at.is_some() {
+        return Err(AppError::unauthenticated(
+            AuthReason::Revoked,
+            "the token's owner is disabled",
+            true,
+        ));
+    }
+    let role = Role::parse(&owner.role);
+    let granted = ScopeSet::parse_space_separated(&record.scopes).map_err(AppError::internal)?;
+    // A user demoted after issuing keeps only what the role still allows.
+    let scopes: ScopeSet = granted
+        .iter()
+        .filter(|s| role.scopes().contains(*s))
+        .collect();
+    app.last_used.touch(&record.id, now);
+    Ok(Principal {
+        user_id: owner.id,
+        role,
+        scopes,
+        credential: Credential::Token {
+            id: record.id,
+            expires_at: record.expires_at,
+        },
+    })
+}
