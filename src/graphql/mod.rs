@@ -22,9 +22,11 @@ pub const MAX_COMPLEXITY: usize = 500;
 pub const MAX_ALIASES: usize = 30;
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(users::UserQuery, tokens::TokenQuery);
 
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(tokens::TokenMutation);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

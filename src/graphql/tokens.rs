@@ -21,10 +21,10 @@ impl TokenQuery {
     async fn access_tokens(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] include_inactive: bool,
+        #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
-        let rows = tokens::list(&state(ctx).gql()?.db, &p.user_id, include_inactive)
+        let rows = tokens::list(&state(ctx).gql()?.db, &p.user_id, include_inactive.unwrap_or(false))
             .await
             .gql()?;
         Ok(rows.into_iter().map(AccessToken).collect())

@@ -81,7 +81,7 @@ impl User {
     async fn access_tokens(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] include_inactive: bool,
+        #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
         if p.user_id != self.0.id && !p.is_admin() {
@@ -90,7 +90,7 @@ impl User {
             })
             .gql();
         }
-        let rows = tokens::list(&state(ctx).gql()?.db, &self.0.id, include_inactive)
+        let rows = tokens::list(&state(ctx).gql()?.db, &self.0.id, include_inactive.unwrap_or(false))
             .await
             .gql()?;
         Ok(rows.into_iter().map(AccessToken).collect())
