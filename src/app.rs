@@ -23,6 +23,10 @@ use crate::metrics::Metrics;
 use crate::tokens::last_used::LastUsed;
 use crate::{db, users, web};
 
+/// How often signing keys are re-read, so a rotation by another process is
+/// picked up for signing and JWKS (verification reloads at once on a new kid).
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Largest request body accepted (SPEC §6).
 pub const BODY_LIMIT: usize = 1 << 20;
 
@@ -118,7 +122,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            TraceLayer::new_for_http()
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(|req: &axum::http::Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 // The path only: query strings and headers may carry secrets.
                 tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())

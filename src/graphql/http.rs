@@ -42,7 +42,8 @@ fn bad_request(message: String) -> Response {
 /// when the request failed before execution).
 async fn execute(app: &AppState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
     app.metrics.graphql_requests.fetch_add(1, Ordering::Relaxed);
-    let response = app.schema.execute(request).await;
+    let mut response = app.schema.execute(request).await;
+    null_failed_fields(&mut response);
     let modern = wants_graphql_response(headers);
     let status = if modern && response.data == async_graphql::Value::Null && response.is_err() {
         StatusCode::BAD_REQUEST
@@ -133,4 +134,43 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
         .iter()
         .filter(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
         .any(|(_, op)| op.node.ty != OperationType::Query)
+}
+
+/// async-graphql leaves a field that failed (a scope guard, a bad input) out of
+/// `data`; SPEC §3 wants it present as `null` beside the fields that resolved.
+fn null_failed_fields(response: &mut async_graphql::Response) {
+    use async_graphql::{PathSegment, Value};
+    for error in &response.errors {
+        let Some((PathSegment::Field(last), parents)) = error.path.split_last() else {
+            continue;
+        };
+        if parents.is_empty() && matches!(response.data, Value::Null) {
+            response.data = Value::Object(Default::default());
+        }
+        insert_null(&mut response.data, parents, last);
+    }
+}
+
+fn insert_null(
+    node: &mut async_graphql::Value,
+    parents: &[async_graphql::PathSegment],
+    last: &str,
+) {
+    use async_graphql::{Name, PathSegment, Value};
+    match (parents.split_first(), node) {
+        (None, Value::Object(map)) => {
+            map.entry(Name::new(last)).or_insert(Value::Null);
+        }
+        (Some((PathSegment::Field(f), rest)), Value::Object(map)) => {
+            if let Some(child) = map.get_mut(f.as_str()) {
+                insert_null(child, rest, last);
+            }
+        }
+        (Some((PathSegment::Index(i), rest)), Value::List(items)) => {
+            if let Some(child) = items.get_mut(*i) {
+                insert_null(child, rest, last);
+            }
+        }
+        _ => {}
+    }
 }

@@ -24,9 +24,13 @@ impl TokenQuery {
         #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
-        let rows = tokens::list(&state(ctx).gql()?.db, &p.user_id, include_inactive.unwrap_or(false))
-            .await
-            .gql()?;
+        let rows = tokens::list(
+            &state(ctx).gql()?.db,
+            &p.user_id,
+            include_inactive.unwrap_or(false),
+        )
+        .await
+        .gql()?;
         Ok(rows.into_iter().map(AccessToken).collect())
     }
 

@@ -90,9 +90,13 @@ impl User {
             })
             .gql();
         }
-        let rows = tokens::list(&state(ctx).gql()?.db, &self.0.id, include_inactive.unwrap_or(false))
-            .await
-            .gql()?;
+        let rows = tokens::list(
+            &state(ctx).gql()?.db,
+            &self.0.id,
+            include_inactive.unwrap_or(false),
+        )
+        .await
+        .gql()?;
         Ok(rows.into_iter().map(AccessToken).collect())
     }
 }

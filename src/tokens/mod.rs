@@ -143,7 +143,7 @@ fn resolve_expiry(
     if at > max {
         return Err(AppError::BadInput(format!(
             "expirationTime {secs} is beyond the maximum token lifetime of {}; give at most {}",
-            humantime::format_duration(app.config.max_token_lifetime),
+            format_days(app.config.max_token_lifetime),
             max.timestamp()
         )));
     }
@@ -431,4 +431,14 @@ pub async fn authenticate(app: &App, presented: &str) -> AppResult<Principal> {
             expires_at: record.expires_at,
         },
     })
+}
+
+/// "180 days", "12 hours": lifetimes as people say them.
+pub fn format_days(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s % 86400 == 0 => format!("{} days", s / 86400),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s => format!("{s} seconds"),
+    }
 }

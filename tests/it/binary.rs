@@ -1,0 +1,417 @@
+//! The `tokengate` binary: `serve` output and logs, the first administrator's
+//! one-time password, configuration precedence, the schema file, and the CLI
+//! commands on SQLite and PostgreSQL.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
+
+/// A `tokengate serve` child process.
+struct Served {
+    child: Child,
+    base: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn serve(db_url: &str, envs: &[(&str, &str)], args: &[&str]) -> Served {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--database-url", db_url])
+        .args(args)
+        .env_remove("TOKENGATE_ADMIN_EMAIL")
+        .env_remove("TOKENGATE_ADMIN_PASSWORD")
+        .env_remove("TOKENGATE_LISTEN")
+        .env_remove("DATABASE_URL")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn tokengate");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first stdout line: {line:?}"))
+        .to_owned();
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+        s + &rest
+    });
+    Served {
+        child,
+        base,
+        stderr,
+    }
+}
+
+impl Served {
+    /// Sends SIGTERM, expects a clean exit, returns everything it wrote.
+    fn terminate(mut self) -> String {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        self.stderr.join().unwrap()
+    }
+}
+
+fn run(args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn committed_schema_equals_the_served_schema() {
+    let (ok, sdl, _) = run(&["schema"], None, &[]);
+    assert!(ok);
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(
+        sdl, committed,
+        "schema.graphql drifted: run `cargo run -- schema > schema.graphql`"
+    );
+    assert_eq!(sdl, tokengate::graphql::sdl());
+}
+
+#[tokio::test]
+async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let served = serve(&db.url, &[("TOKENGATE_LOG", "debug")], &[]);
+    let client = reqwest::Client::new();
+    // The password is on stderr; read it by stopping and restarting is not needed:
+    // the bootstrap lines come before "listening", so wait for readiness then stop.
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", served.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let first_run = served.terminate();
+    let password = first_run
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("one-time password printed")
+        .trim()
+        .to_owned();
+    assert!(first_run.contains("email:    admin@localhost"));
+
+    // Second start: nothing printed about an administrator, and the password works.
+    let served = serve(
+        &db.url,
+        &[("TOKENGATE_LOG", "debug"), ("TOKENGATE_LOG_FORMAT", "json")],
+        &[],
+    );
+    let resp = client
+        .post(format!("{}/auth/login", served.base))
+        .json(&json!({ "email": "admin@localhost", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = cookie_value(resp.headers()).unwrap();
+    // Use the session, issue a token, use it, fail a sign-in: all logged at debug.
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let body: Value = client
+        .post(format!("{}/api", served.base))
+        .header("cookie", format!("tokengate_session={cookie}"))
+        .json(&json!({ "query": format!("mutation {{ updateAccessToken(expirationTime: {exp}) {{ sessionJwt }} }}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["data"]["updateAccessToken"]["sessionJwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = client
+        .post(format!("{}/api", served.base))
+        .bearer_auth(&token)
+        .json(&json!({ "query": "{ me { email } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client
+        .post(format!("{}/api", served.base))
+        .bearer_auth(format!("{token}x"))
+        .json(&json!({ "query": "{ me { email } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let _ = client
+        .post(format!("{}/auth/login", served.base))
+        .json(&json!({ "email": "admin@localhost", "password": "guess-password-123" }))
+        .send()
+        .await
+        .unwrap();
+    let logs = served.terminate();
+    assert!(
+        !logs.contains("created the first administrator"),
+        "bootstrap ran twice"
+    );
+    assert!(
+        logs.contains("\"request_id\""),
+        "json logs with request ids: {logs}"
+    );
+    for secret in [
+        password.as_str(),
+        cookie.as_str(),
+        token.as_str(),
+        token.rsplit('.').next().unwrap(),
+        "guess-password-123",
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn flags_beat_environment_beat_file() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokengate.toml");
+    std::fs::write(&file, "session_lifetime = \"5m\"\nmax_token_lifetime = \"2d\"\nissuer = \"https://from-file.example\"\n").unwrap();
+    let file = file.to_str().unwrap().to_owned();
+    let envs = [
+        ("TOKENGATE_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("TOKENGATE_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("TOKENGATE_MAX_TOKEN_LIFETIME", "1d"),
+        ("TOKENGATE_ISSUER", "https://from-env.example"),
+    ];
+    let served = serve(
+        &db.url,
+        &envs,
+        &["--config", &file, "--issuer", "https://from-flag.example"],
+    );
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/auth/login", served.base))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let set = set_cookie(resp.headers()).unwrap();
+    assert!(
+        set.contains("Max-Age=300"),
+        "session lifetime from the file: {set}"
+    );
+    let cookie = cookie_value(resp.headers()).unwrap();
+    let issue = |exp: i64| {
+        client
+            .post(format!("{}/api", served.base))
+            .header("cookie", format!("tokengate_session={cookie}"))
+            .json(&json!({ "query": format!("mutation {{ updateAccessToken(expirationTime: {exp}) {{ sessionJwt }} }}") }))
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let over: Value = issue(now + 86400 + 3600)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        over["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "env's 1d beats the file's 2d: {over}"
+    );
+    let ok: Value = issue(now + 3600).await.unwrap().json().await.unwrap();
+    let token = ok["data"]["updateAccessToken"]["sessionJwt"]
+        .as_str()
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], "https://from-flag.example");
+    served.terminate();
+
+    let (ok, _, err) = run(
+        &["--config", "/nonexistent/tokengate.toml", "migrate"],
+        None,
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("cannot read config file"), "{err}");
+}
+
+both_backends!(cli_manages_users_tokens_and_keys);
+
+async fn cli_manages_users_tokens_and_keys(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let url = db.url.clone();
+    let (ok, out, err) = run(&["--database-url", &url, "migrate"], None, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+    // The password comes from stdin, never argv.
+    let (ok, out, err) = run(
+        &[
+            "--database-url",
+            &url,
+            "user",
+            "add",
+            "--email",
+            "Eve@Example.com",
+        ],
+        Some("eve-password-12345\n"),
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created member eve@example.com"), "{out}");
+    let (ok, _, err) = run(
+        &[
+            "--database-url",
+            &url,
+            "user",
+            "add",
+            "--email",
+            "weak@example.com",
+        ],
+        Some("short\n"),
+        &[],
+    );
+    assert!(!ok);
+    assert!(err.contains("at least 12 characters"), "{err}");
+
+    // The server and the CLI agree on the issuer so CLI tokens verify.
+    let issuer = "http://tokengate.test";
+    let mut config = test_config(&url);
+    config.issuer = Some(issuer.into());
+    let app = TestApp::start_on(db, config).await;
+    let iss = ["--issuer", issuer, "--database-url", &url];
+    let cli = |args: &[&str]| run(&[&iss[..], args].concat(), None, &[]);
+
+    let (ok, token, err) = cli(&[
+        "token",
+        "issue",
+        "--email",
+        "eve@example.com",
+        "--name",
+        "deploy",
+        "--expires",
+        "30d",
+        "--scope",
+        "me:read",
+    ]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    assert!(err.contains("shown once"), "{err}");
+    let r = app
+        .gql(Auth::Bearer(&token), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(r.data()["me"]["email"], "eve@example.com");
+    let (ok, _, err) = cli(&[
+        "token",
+        "issue",
+        "--email",
+        "eve@example.com",
+        "--expires",
+        "400d",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("maximum token lifetime"), "{err}");
+
+    let (ok, list, _) = cli(&["token", "list", "--email", "eve@example.com"]);
+    assert!(ok);
+    assert!(
+        list.contains("deploy") && list.contains("ACTIVE") && list.contains("me:read"),
+        "{list}"
+    );
+    assert!(!list.contains(&token));
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Rotating keys from the shell: the running server keeps accepting the old
+    // token and verifies tokens signed with the new key (it reloads on an unknown kid).
+    let (ok, out, err) = cli(&["keys", "rotate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("is active"));
+    assert_eq!(
+        app.gql(Auth::Bearer(&token), "{ me { email } }", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, newer, _) = cli(&[
+        "token",
+        "issue",
+        "--email",
+        "eve@example.com",
+        "--name",
+        "newer",
+        "--expires",
+        "1d",
+    ]);
+    assert_eq!(
+        app.gql(Auth::Bearer(newer.trim()), "{ me { email } }", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let (ok, out, _) = cli(&["token", "revoke", &id]);
+    assert!(ok);
+    assert!(out.contains("revoked"));
+    let r = app
+        .gql(Auth::Bearer(&token), "{ me { email } }", json!({}))
+        .await;
+    assert_eq!(r.reason(), "revoked");
+    let (ok, _, err) = cli(&["token", "revoke", "no-such-id"]);
+    assert!(!ok);
+    assert!(err.contains("no access token"), "{err}");
+    app.finish().await;
+}

@@ -1,0 +1,345 @@
+//! The guard and the GraphQL endpoint's HTTP rules: 401 reasons and headers,
+//! Bearer over cookie, FORBIDDEN with requiredScope, CSRF, GET, limits.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::support::*;
+
+both_backends!(
+    missing_credentials_answer_401_with_bearer_challenge,
+    malformed_credentials_answer_401_malformed,
+    unknown_session_cookie_is_refused,
+    bad_bearer_wins_over_a_valid_cookie,
+    missing_scope_gives_forbidden_field_and_the_rest_resolves,
+    members_cannot_list_users,
+    cookie_posts_must_be_json,
+    get_runs_queries_and_refuses_mutations,
+    limits_refuse_deep_aliased_and_oversized_requests,
+    introspection_needs_credentials,
+    health_and_readiness,
+);
+
+async fn missing_credentials_answer_401_with_bearer_challenge(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let r = app.gql(Auth::None, "{ me { id } }", json!({})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.www_authenticate(), r#"Bearer realm="tokengate""#);
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    assert_eq!(r.reason(), "missing");
+    assert!(r.body.get("data").is_none(), "nothing executed: {}", r.body);
+    app.finish().await;
+}
+
+async fn malformed_credentials_answer_401_malformed(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    for header in [
+        "Basic YWRhOnB3",
+        "Bearer",
+        "Bearer not-a-jwt",
+        "Bearer a.b",
+        "Bearer a b c",
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/api"))
+            .header("authorization", header)
+            .json(&json!({ "query": "{ me { id } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header}");
+        let www = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            www.starts_with(
+                r#"Bearer realm="tokengate", error="invalid_token", error_description=""#
+            ),
+            "{www}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["reason"], "malformed",
+            "{header}"
+        );
+    }
+    let r = app
+        .gql(Auth::Cookie("short"), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "malformed")
+    );
+    assert_eq!(
+        r.www_authenticate(),
+        r#"Bearer realm="tokengate""#,
+        "no token was presented"
+    );
+    app.finish().await;
+}
+
+async fn unknown_session_cookie_is_refused(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let forged = tokengate::auth::secret::Secret::random();
+    let r = app
+        .gql(Auth::Cookie(forged.expose()), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "unknown")
+    );
+    app.finish().await;
+}
+
+async fn bad_bearer_wins_over_a_valid_cookie(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let resp = app
+        .client
+        .post(app.url("/api"))
+        .header("cookie", format!("tokengate_session={cookie}"))
+        .bearer_auth("eyJhbGciOiJFZERTQSJ9.e30.c2ln")
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains(r#"error="invalid_token""#));
+    app.finish().await;
+}
+
+async fn missing_scope_gives_forbidden_field_and_the_rest_resolves(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (token, _) = app
+        .issue(Auth::Cookie(&cookie), "narrow", Some(&["me:read"]), 3600)
+        .await;
+    let r = app
+        .gql(
+            Auth::Bearer(&token),
+            "{ me { email } users { email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let err = &r.body["errors"][0];
+    assert_eq!(err["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(err["extensions"]["requiredScope"], "users:read");
+    assert_eq!(err["path"], json!(["users"]));
+    assert_eq!(r.body["data"]["me"]["email"], ADMIN_EMAIL);
+    assert_eq!(r.body["data"].get("users"), Some(&Value::Null), "the refused field is present as null");
+    // Alone, the refused field still yields data with it as null.
+    let r = app.gql(Auth::Bearer(&token), "{ accessTokens { id } }", json!({})).await;
+    assert_eq!(r.body["data"], json!({ "accessTokens": null }));
+    assert_eq!(r.body["errors"][0]["extensions"]["requiredScope"], "tokens:read");
+    app.finish().await;
+}
+
+async fn members_cannot_list_users(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.member("bob@example.com").await;
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ me { role } users { email } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["requiredScope"],
+        "users:read"
+    );
+    assert_eq!(r.body["data"]["me"]["role"], "member");
+    let admin = app.sign_in_admin().await;
+    let r = app
+        .gql(Auth::Cookie(&admin), "{ users { email role } }", json!({}))
+        .await;
+    assert_eq!(
+        r.data()["users"],
+        json!([{ "email": ADMIN_EMAIL, "role": "admin" }, { "email": "bob@example.com", "role": "member" }])
+    );
+    app.finish().await;
+}
+
+async fn cookie_posts_must_be_json(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let mutation =
+        format!("mutation {{ updateAccessToken(expirationTime: {exp}) {{ sessionJwt }} }}");
+    let mutation = mutation.as_str();
+    for (ctype, body) in [
+        ("application/x-www-form-urlencoded", format!("query={}", mutation.replace(' ', "+"))),
+        ("multipart/form-data; boundary=X", format!("--X\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{{\"query\":\"{}\"}}\r\n--X--\r\n", mutation.replace('"', "\\\""))),
+        ("text/plain", json!({ "query": mutation }).to_string()),
+    ] {
+        let resp = with_auth(app.client.post(app.url("/api")), Auth::Cookie(&cookie))
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ctype}");
+    }
+    // Nothing ran: no token was issued.
+    assert!(entity::access_token::Entity::find()
+        .all(app.conn())
+        .await
+        .unwrap()
+        .is_empty());
+    app.finish().await;
+}
+
+use sea_orm::EntityTrait;
+
+async fn get_runs_queries_and_refuses_mutations(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let get = |q: &str| {
+        with_auth(app.client.get(app.url("/api")), Auth::Cookie(&cookie))
+            .query(&[("query", q.to_owned())])
+            .send()
+    };
+    let resp = get("{ me { email } }").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["data"]["me"]["email"],
+        ADMIN_EMAIL
+    );
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let resp = get(&format!(
+        "mutation {{ updateAccessToken(expirationTime: {exp}) {{ sessionJwt }} }}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "POST");
+    assert!(entity::access_token::Entity::find()
+        .all(app.conn())
+        .await
+        .unwrap()
+        .is_empty());
+    // Without credentials a GET query is refused like a POST.
+    let resp = app
+        .client
+        .get(app.url("/api"))
+        .query(&[("query", "{ me { id } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    app.finish().await;
+}
+
+async fn limits_refuse_deep_aliased_and_oversized_requests(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    // Depth: ofType nests as deep as one likes.
+    let mut inner = String::from("name");
+    for _ in 0..12 {
+        inner = format!("ofType {{ {inner} }}");
+    }
+    let deep = format!("{{ __schema {{ types {{ fields {{ type {{ {inner} }} }} }} }} }}");
+    let r = app.gql(Auth::Cookie(&cookie), &deep, json!({})).await;
+    assert!(
+        r.message().to_lowercase().contains("nested too deep"),
+        "{}",
+        r.body
+    );
+    assert!(r.body["data"].is_null());
+
+    let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            &format!("{{ {aliases} }}"),
+            json!({}),
+        )
+        .await;
+    assert!(r.message().contains("31 aliases; at most 30"), "{}", r.body);
+
+    let big = "x".repeat((1 << 20) + 1);
+    let resp = with_auth(app.client.post(app.url("/api")), Auth::Cookie(&cookie))
+        .json(&json!({ "query": "{ me { id } }", "variables": { "pad": big } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    app.finish().await;
+}
+
+async fn introspection_needs_credentials(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let r = app
+        .gql(Auth::None, "{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "missing")
+    );
+    let cookie = app.sign_in_admin().await;
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ __schema { queryType { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.data()["__schema"]["queryType"]["name"], "Query");
+    app.finish().await;
+}
+
+async fn health_and_readiness(b: Backend) {
+    let Some(mut app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().contains_key("x-request-id"));
+    // With the database gone, readiness fails while liveness holds.
+    let base = app.base.clone();
+    let client = app.client.clone();
+    app.state.db.clone().close().await.ok();
+    let resp = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+    app.db.drop_database().await;
+}

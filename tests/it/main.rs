@@ -1,0 +1,9 @@
+//! Integration tests: a real server over HTTP on an ephemeral port, on SQLite
+//! and on PostgreSQL. One module per capability.
+
+mod support;
+
+mod binary;
+mod guard;
+mod sign_in;
+mod tokens;

@@ -1,0 +1,394 @@
+//! The test harness: a real tokengate server on an ephemeral port, on a fresh
+//! SQLite file or a fresh PostgreSQL database, with helpers to sign in, issue
+//! tokens and send GraphQL.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{json, Value};
+use tokengate::app::{self, Running};
+use tokengate::auth::secret::Secret;
+use tokengate::{AppState, Config};
+use tokio::sync::oneshot;
+
+pub const ADMIN_EMAIL: &str = "ada@example.com";
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
+pub const MEMBER_PASSWORD: &str = "member-password-1234";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn NAME(Backend)` once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("TOKENGATE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A fresh database: a file in a temporary directory, or a new PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    pub dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    /// `None` when PostgreSQL is wanted but unreachable outside CI (the test is
+    /// reported as skipped); in CI an unreachable PostgreSQL fails the test.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("tokengate.db").display()
+                );
+                Some(TestDb {
+                    url,
+                    dir: Some(dir),
+                    pg_name: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = match Database::connect(pg_admin_url()).await {
+                    Ok(c) => c,
+                    Err(e) if !in_ci() => {
+                        eprintln!(
+                            "SKIPPED: PostgreSQL test, no server at {} ({e}); set TOKENGATE_TEST_PG_URL or start PostgreSQL",
+                            pg_admin_url()
+                        );
+                        return None;
+                    }
+                    Err(e) => panic!("CI=true requires PostgreSQL at {}: {e}", pg_admin_url()),
+                };
+                let name = format!("tokengate_test_{}", uuid_simple());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
+                admin.close().await.ok();
+                let base = pg_admin_url();
+                let url = match base.rsplit_once('/') {
+                    Some((prefix, _)) => format!("{prefix}/{name}"),
+                    None => panic!("bad TOKENGATE_TEST_PG_URL"),
+                };
+                Some(TestDb {
+                    url,
+                    dir: None,
+                    pg_name: Some(name),
+                })
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL database made for the test.
+    pub async fn drop_database(&self) {
+        if let Some(name) = &self.pg_name {
+            if let Ok(admin) = Database::connect(pg_admin_url()).await {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+                admin.close().await.ok();
+            }
+        }
+    }
+}
+
+fn uuid_simple() -> String {
+    Secret::random()
+        .expose()
+        .to_lowercase()
+        .replace(['-', '_'], "x")[..20]
+        .to_owned()
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum Auth<'a> {
+    None,
+    Cookie(&'a str),
+    Bearer(&'a str),
+}
+
+/// A GraphQL response as the test sees it.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Gql {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    /// The first error's `extensions.code`.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("")
+    }
+    pub fn reason(&self) -> &str {
+        self.body["errors"][0]["extensions"]["reason"]
+            .as_str()
+            .unwrap_or("")
+    }
+    pub fn message(&self) -> &str {
+        self.body["errors"][0]["message"].as_str().unwrap_or("")
+    }
+    pub fn www_authenticate(&self) -> &str {
+        self.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// The test configuration: ephemeral port, the given database, a known admin.
+pub fn test_config(db_url: &str) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: db_url.to_owned(),
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database; `tweak` adjusts the configuration.
+    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let db = TestDb::new(backend).await?;
+        let mut config = test_config(&db.url);
+        tweak(&mut config);
+        Some(Self::start_on(db, config).await)
+    }
+
+    /// Starts a server with `config` on an existing database.
+    pub async fn start_on(db: TestDb, config: Config) -> TestApp {
+        let (tx, rx) = oneshot::channel::<()>();
+        let Running {
+            addr,
+            state,
+            handle,
+        } = app::start(config.clone(), async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server starts");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            base: format!("http://{addr}"),
+            state,
+            client,
+            db,
+            config,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server exits cleanly");
+        }
+        self.state.db.clone().close().await.ok();
+    }
+
+    /// Stops this server and starts another on the same database and settings.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let db = std::mem::replace(
+            &mut self.db,
+            TestDb {
+                url: String::new(),
+                dir: None,
+                pg_name: None,
+            },
+        );
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        // The issuer must stay the same for tokens to survive the restart.
+        config.issuer = Some(self.state.issuer.clone());
+        TestApp::start_on(db, config).await
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn finish(mut self) {
+        self.stop().await;
+        self.db.drop_database().await;
+    }
+
+    /// A second connection to the same database, for checks behind the API's back.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    /// Signs in with JSON and returns the session cookie value.
+    pub async fn sign_in(&self, email: &str, password: &str) -> String {
+        let resp = self
+            .client
+            .post(self.url("/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "sign-in as {email}");
+        cookie_value(resp.headers()).expect("session cookie")
+    }
+
+    pub async fn sign_in_admin(&self) -> String {
+        self.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates a member through the service and signs them in.
+    pub async fn member(&self, email: &str) -> String {
+        tokengate::users::create(
+            self.conn(),
+            email,
+            &Secret::new(MEMBER_PASSWORD),
+            tokengate::auth::Role::Member,
+            None,
+            None,
+        )
+        .await
+        .expect("create member");
+        self.sign_in(email, MEMBER_PASSWORD).await
+    }
+
+    /// POSTs a GraphQL request.
+    pub async fn gql(&self, auth: Auth<'_>, query: &str, variables: Value) -> Gql {
+        let req = self
+            .client
+            .post(self.url("/api"))
+            .json(&json!({ "query": query, "variables": variables }));
+        let resp = with_auth(req, auth).send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Gql {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Issues a token with `updateAccessToken`; returns (token, id).
+    pub async fn issue(
+        &self,
+        auth: Auth<'_>,
+        name: &str,
+        scopes: Option<&[&str]>,
+        lifetime_secs: i64,
+    ) -> (String, String) {
+        let exp = chrono::Utc::now().timestamp() + lifetime_secs;
+        let r = self
+            .gql(
+                auth,
+                "mutation($exp: Int, $name: String, $scopes: [String!]) { updateAccessToken(expirationTime: $exp, name: $name, scopes: $scopes) { success sessionJwt accessToken { id } } }",
+                json!({ "exp": exp, "name": name, "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(
+            r.data()["updateAccessToken"]["success"],
+            json!(true),
+            "issue failed: {}",
+            r.body
+        );
+        let p = &r.data()["updateAccessToken"];
+        (
+            p["sessionJwt"].as_str().unwrap().to_owned(),
+            p["accessToken"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Waits until the batched last-used writer has run at least once more.
+    pub async fn settle(&self) {
+        tokio::time::sleep(self.config.last_used_flush_interval * 3 + Duration::from_millis(50))
+            .await;
+    }
+}
+
+pub fn with_auth(req: reqwest::RequestBuilder, auth: Auth<'_>) -> reqwest::RequestBuilder {
+    match auth {
+        Auth::None => req,
+        Auth::Cookie(c) => req.header("cookie", format!("tokengate_session={c}")),
+        Auth::Bearer(t) => req.bearer_auth(t),
+    }
+}
+
+/// The `tokengate_session` value from a `Set-Cookie` header.
+pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    set_cookie(headers).and_then(|c| {
+        c.split(';')
+            .next()?
+            .strip_prefix("tokengate_session=")
+            .map(str::to_owned)
+    })
+}
+
+pub fn set_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Audit actions recorded so far, oldest first.
+pub async fn audit_actions(db: &DatabaseConnection) -> Vec<String> {
+    use sea_orm::{EntityTrait, QueryOrder};
+    entity::audit_event::Entity::find()
+        .order_by_asc(entity::audit_event::Column::Id)
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}

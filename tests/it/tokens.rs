@@ -1,0 +1,855 @@
+//! Access tokens: the seed flow, forged tokens, rotation, scopes, lifetimes, bad
+//! input, isolation, restarts, key rotation, JWKS, storage and last-used.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{json, Value};
+use tokengate::auth::ScopeSet;
+
+use crate::both_backends;
+use crate::support::*;
+
+both_backends!(
+    seed_flow_issue_use_revoke,
+    forged_and_stale_tokens_are_refused_with_their_reason,
+    token_of_a_disabled_user_is_refused,
+    issuing_under_a_taken_name_rotates,
+    scopes_are_a_subset_of_the_callers,
+    a_token_made_by_a_token_never_outlives_it,
+    bad_input_is_refused_and_changes_nothing,
+    non_expiring_tokens_only_when_configured,
+    users_see_and_revoke_only_their_own_tokens,
+    tokens_and_keys_survive_a_restart,
+    key_rotation_keeps_old_tokens_valid,
+    jwks_publishes_the_verifying_keys,
+    database_holds_only_digests,
+    last_used_is_batched_not_written_per_request,
+    token_events_are_audited,
+);
+
+const ME: &str = "{ me { email } }";
+
+async fn seed_flow_issue_use_revoke(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let exp = chrono::Utc::now().timestamp() + 180 * 86400 - 60;
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "mutation($exp: Int) { updateAccessToken(expirationTime: $exp) { success sessionJwt accessToken { id name scopes status expiresAt } } }",
+            json!({ "exp": exp }),
+        )
+        .await;
+    let p = &r.data()["updateAccessToken"];
+    assert_eq!(p["success"], true);
+    assert_eq!(p["accessToken"]["name"], "default");
+    assert_eq!(p["accessToken"]["status"], "ACTIVE");
+    assert_eq!(
+        p["accessToken"]["scopes"],
+        json!([
+            "me:read",
+            "tokens:read",
+            "tokens:write",
+            "users:read",
+            "users:write"
+        ])
+    );
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(p["accessToken"]["expiresAt"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(expires.timestamp(), exp);
+    let token = p["sessionJwt"].as_str().unwrap().to_owned();
+    let id = p["accessToken"]["id"].as_str().unwrap().to_owned();
+
+    // The token's shape (RFC 9068).
+    let parts: Vec<_> = token.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(
+        (header["alg"].as_str(), header["typ"].as_str()),
+        (Some("EdDSA"), Some("at+jwt"))
+    );
+    assert!(header["kid"].is_string());
+    assert_eq!(claims["jti"], id);
+    assert_eq!(claims["iss"], app.state.issuer.as_str());
+    assert_eq!(claims["exp"], exp);
+    assert_eq!(
+        claims["scope"],
+        "me:read tokens:read tokens:write users:read users:write"
+    );
+
+    let r = app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    assert_eq!(r.data()["me"]["email"], ADMIN_EMAIL);
+
+    // The token string appears in exactly one response: listing never shows it.
+    let r = app
+        .gql(
+            Auth::Bearer(&token),
+            "{ accessTokens { id name status } me { accessTokens { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["accessTokens"],
+        json!([{ "id": id, "name": "default", "status": "ACTIVE" }])
+    );
+    assert_eq!(r.data()["me"]["accessTokens"], json!([{ "id": id }]));
+    assert!(!r.body.to_string().contains(&token));
+
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "mutation($id: ID!) { revokeAccessToken(id: $id) { id status revokedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(r.data()["revokeAccessToken"]["status"], "REVOKED");
+    let r = app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "revoked")
+    );
+    assert!(r.www_authenticate().contains(r#"error="invalid_token""#));
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ accessTokens(includeInactive: true) { status } accessTokens2: accessTokens { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.data()["accessTokens"], json!([{ "status": "REVOKED" }]));
+    assert_eq!(r.data()["accessTokens2"], json!([]));
+    app.finish().await;
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (token, id) = app.issue(Auth::Cookie(&cookie), "real", None, 3600).await;
+    let parts: Vec<&str> = token.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+
+    // alg none, with and without a signature.
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({ "alg": "none", "typ": "at+jwt", "kid": header["kid"] })),
+        parts[1]
+    );
+    // HS256 keyed with the public key (the classic algorithm-confusion attack).
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public = URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
+    let hs_header = json!({ "alg": "HS256", "typ": "at+jwt", "kid": header["kid"] });
+    let hs = jsonwebtoken::encode(
+        &serde_json::from_value(hs_header).unwrap(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    // Tampered payload: more scope, same signature.
+    let mut richer = claims.clone();
+    richer["sub"] = json!("someone-else");
+    let tampered = format!("{}.{}.{}", parts[0], b64(&richer), parts[2]);
+    // A kid this server never had.
+    let mut other_kid = header.clone();
+    other_kid["kid"] = json!("not-a-key");
+    let unknown_kid = format!("{}.{}.{}", b64(&other_kid), parts[1], parts[2]);
+    // Well signed, but by another issuer, or already expired, or never stored.
+    let now = chrono::Utc::now();
+    let sign = |iss: &str, exp: chrono::DateTime<chrono::Utc>, jti: &str| {
+        tokengate::tokens::jwt::sign(
+            &app.state,
+            &tokengate::tokens::jwt::Claims::new(
+                iss,
+                claims["sub"].as_str().unwrap(),
+                jti,
+                now,
+                Some(exp),
+                ScopeSet::all(),
+                None,
+            ),
+        )
+        .unwrap()
+        .expose()
+        .to_owned()
+    };
+    let foreign = sign(
+        "https://elsewhere.example",
+        now + chrono::Duration::hours(1),
+        &id,
+    );
+    let expired = sign(&app.state.issuer, now - chrono::Duration::minutes(5), &id);
+    let unstored = sign(
+        &app.state.issuer,
+        now + chrono::Duration::hours(1),
+        "00000000-0000-7000-8000-000000000000",
+    );
+    // Same jti, valid signature, but not the token whose digest was stored.
+    let other_digest = sign(&app.state.issuer, now + chrono::Duration::minutes(30), &id);
+
+    for (label, forged, reason) in [
+        ("alg none", none, "bad_signature"),
+        ("HS256 with public key", hs, "bad_signature"),
+        ("tampered payload", tampered, "bad_signature"),
+        ("unknown kid", unknown_kid, "unknown"),
+        ("wrong issuer", foreign, "unknown"),
+        ("expired", expired, "expired"),
+        ("never issued", unstored, "unknown"),
+        ("digest mismatch", other_digest, "unknown"),
+    ] {
+        let r = app.gql(Auth::Bearer(&forged), ME, json!({})).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{label}");
+        assert_eq!(r.reason(), reason, "{label}: {}", r.body);
+        assert!(
+            r.www_authenticate().contains("error_description="),
+            "{label}"
+        );
+    }
+    // The real one still works.
+    assert_eq!(
+        app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
+        StatusCode::OK
+    );
+    app.finish().await;
+}
+
+async fn token_of_a_disabled_user_is_refused(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.member("bob@example.com").await;
+    let (token, _) = app.issue(Auth::Cookie(&cookie), "bob", None, 3600).await;
+    assert_eq!(
+        app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
+        StatusCode::OK
+    );
+    entity::user::Entity::update_many()
+        .col_expr(
+            entity::user::Column::DisabledAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(entity::user::Column::Email.eq("bob@example.com"))
+        .exec(app.conn())
+        .await
+        .unwrap();
+    let r = app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "revoked")
+    );
+    app.finish().await;
+}
+
+async fn issuing_under_a_taken_name_rotates(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (first, first_id) = app.issue(Auth::Cookie(&cookie), "ci", None, 3600).await;
+    let (other, _) = app.issue(Auth::Cookie(&cookie), "other", None, 3600).await;
+    let (second, second_id) = app.issue(Auth::Cookie(&cookie), "ci", None, 3600).await;
+    assert_ne!(first_id, second_id);
+    assert_eq!(
+        app.gql(Auth::Bearer(&first), ME, json!({})).await.reason(),
+        "revoked"
+    );
+    assert_eq!(
+        app.gql(Auth::Bearer(&second), ME, json!({})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.gql(Auth::Bearer(&other), ME, json!({})).await.status,
+        StatusCode::OK,
+        "other names untouched"
+    );
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ accessTokens(includeInactive: true) { id name status } }",
+            json!({}),
+        )
+        .await;
+    let statuses: Vec<(String, String)> = r.data()["accessTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("ci".into(), "ACTIVE".into()),
+            ("other".into(), "ACTIVE".into()),
+            ("ci".into(), "REVOKED".into())
+        ]
+    );
+    app.finish().await;
+}
+
+async fn token_count(app: &TestApp) -> u64 {
+    entity::access_token::Entity::find()
+        .count(app.conn())
+        .await
+        .unwrap()
+}
+
+async fn scopes_are_a_subset_of_the_callers(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let member = app.member("bob@example.com").await;
+    let before = token_count(&app).await;
+    let issue = |auth, scopes: Value| {
+        app.gql(
+            auth,
+            "mutation($s: [String!], $exp: Int) { updateAccessToken(expirationTime: $exp, scopes: $s) { sessionJwt accessToken { scopes } } }",
+            json!({ "s": scopes, "exp": chrono::Utc::now().timestamp() + 3600 }),
+        )
+    };
+    let r = issue(Auth::Cookie(&member), json!(["users:read"])).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(r.message().contains("users:read"), "{}", r.message());
+    let r = issue(Auth::Cookie(&member), json!(["root"])).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(
+        r.message().contains("unknown scope `root`"),
+        "{}",
+        r.message()
+    );
+    assert_eq!(token_count(&app).await, before, "refusals wrote nothing");
+
+    // Default: all of the caller's scopes; a member has no users:*.
+    let r = issue(Auth::Cookie(&member), Value::Null).await;
+    assert_eq!(
+        r.data()["updateAccessToken"]["accessToken"]["scopes"],
+        json!(["me:read", "tokens:read", "tokens:write"])
+    );
+    // A token can only pass on what it holds.
+    let (narrow, _) = app
+        .issue(
+            Auth::Cookie(&member),
+            "narrow",
+            Some(&["tokens:write", "me:read"]),
+            3600,
+        )
+        .await;
+    let r = issue(Auth::Bearer(&narrow), json!(["tokens:read"])).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let r = app
+        .gql(Auth::Bearer(&narrow), "{ accessTokens { id } }", json!({}))
+        .await;
+    assert_eq!(
+        (
+            r.code(),
+            r.body["errors"][0]["extensions"]["requiredScope"].as_str()
+        ),
+        ("FORBIDDEN", Some("tokens:read"))
+    );
+    app.finish().await;
+}
+
+async fn a_token_made_by_a_token_never_outlives_it(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (parent, parent_id) = app.issue(Auth::Cookie(&cookie), "parent", None, 3600).await;
+    let before = token_count(&app).await;
+    let q = "mutation($exp: Int) { updateAccessToken(expirationTime: $exp, name: \"child\") { accessToken { id expiresAt } } }";
+    let too_long = chrono::Utc::now().timestamp() + 7200;
+    let r = app
+        .gql(Auth::Bearer(&parent), q, json!({ "exp": too_long }))
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(r.message().contains("cannot outlive"), "{}", r.message());
+    assert_eq!(token_count(&app).await, before);
+    let ok = chrono::Utc::now().timestamp() + 1800;
+    let r = app
+        .gql(Auth::Bearer(&parent), q, json!({ "exp": ok }))
+        .await;
+    let child_id = r.data()["updateAccessToken"]["accessToken"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let child = entity::access_token::Entity::find_by_id(child_id)
+        .one(app.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(child.parent_id.as_deref(), Some(parent_id.as_str()));
+    app.finish().await;
+}
+
+async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (_, existing) = app.issue(Auth::Cookie(&cookie), "keep", None, 3600).await;
+    let before = token_count(&app).await;
+    let now = chrono::Utc::now().timestamp();
+    let long_name = "n".repeat(101);
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({ "exp": now - 10, "name": "keep" }), "in the past"),
+        (
+            json!({ "exp": now + 181 * 86400, "name": "keep" }),
+            "maximum token lifetime",
+        ),
+        (
+            json!({ "exp": null, "name": "keep" }),
+            "expirationTime is required",
+        ),
+        (json!({ "exp": now + 60, "name": "" }), "name is empty"),
+        (json!({ "exp": now + 60, "name": "   " }), "name is empty"),
+        (json!({ "exp": now + 60, "name": long_name }), "too long"),
+        (
+            json!({ "exp": now + 60, "name": "keep", "scopes": [] }),
+            "at least one scope",
+        ),
+    ];
+    for (vars, expected) in cases {
+        let r = app
+            .gql(
+                Auth::Cookie(&cookie),
+                "mutation($exp: Int, $name: String, $scopes: [String!]) { updateAccessToken(expirationTime: $exp, name: $name, scopes: $scopes) { sessionJwt } }",
+                vars.clone(),
+            )
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{vars}: {}", r.body);
+        assert!(r.message().contains(expected), "{vars}: {}", r.message());
+        assert!(r.body["data"].is_null() || r.body["data"]["updateAccessToken"].is_null());
+    }
+    assert_eq!(token_count(&app).await, before, "nothing written");
+    // The token named "keep" was not rotated away by any refused attempt.
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "query($id: ID!) { accessToken(id: $id) { status } }",
+            json!({ "id": existing }),
+        )
+        .await;
+    assert_eq!(r.data()["accessToken"]["status"], "ACTIVE");
+    // Revoking an unknown id: NOT_FOUND.
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "mutation { revokeAccessToken(id: \"nope\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    app.finish().await;
+}
+
+async fn non_expiring_tokens_only_when_configured(b: Backend) {
+    let Some(app) = TestApp::start(b, |c| c.allow_non_expiring_tokens = true).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let r = app
+        .gql(Auth::Cookie(&cookie), "mutation { updateAccessToken(name: \"forever\") { sessionJwt accessToken { expiresAt status } } }", json!({}))
+        .await;
+    let p = &r.data()["updateAccessToken"];
+    assert!(p["accessToken"]["expiresAt"].is_null(), "{}", r.body);
+    let token = p["sessionJwt"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(claims.get("exp").is_none());
+    assert_eq!(
+        app.gql(Auth::Bearer(token), ME, json!({})).await.status,
+        StatusCode::OK
+    );
+    // A non-expiring token still cannot mint a child without an expiry... it can:
+    // its parent never expires. But an expiring parent cannot.
+    let (expiring, _) = app
+        .issue(Auth::Cookie(&cookie), "expiring", None, 3600)
+        .await;
+    let r = app
+        .gql(
+            Auth::Bearer(&expiring),
+            "mutation { updateAccessToken(name: \"child\") { sessionJwt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    app.finish().await;
+}
+
+async fn users_see_and_revoke_only_their_own_tokens(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let admin = app.sign_in_admin().await;
+    let bob = app.member("bob@example.com").await;
+    let carol = app.member("carol@example.com").await;
+    let (bob_token, bob_id) = app.issue(Auth::Cookie(&bob), "bob", None, 3600).await;
+    let r = app
+        .gql(
+            Auth::Cookie(&carol),
+            "query($id: ID!) { accessToken(id: $id) { id } }",
+            json!({ "id": bob_id }),
+        )
+        .await;
+    assert!(r.data()["accessToken"].is_null());
+    let r = app
+        .gql(Auth::Cookie(&carol), "{ accessTokens { id } }", json!({}))
+        .await;
+    assert_eq!(r.data()["accessTokens"], json!([]));
+    let r = app
+        .gql(
+            Auth::Cookie(&carol),
+            "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
+            json!({ "id": bob_id }),
+        )
+        .await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    assert_eq!(
+        app.gql(Auth::Bearer(&bob_token), ME, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Administrators may read and revoke anyone's.
+    let r = app
+        .gql(
+            Auth::Cookie(&admin),
+            "query($id: ID!) { accessToken(id: $id) { name } }",
+            json!({ "id": bob_id }),
+        )
+        .await;
+    assert_eq!(r.data()["accessToken"]["name"], "bob");
+    let r = app
+        .gql(
+            Auth::Cookie(&admin),
+            "{ users { email accessTokens { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["users"][1],
+        json!({ "email": "bob@example.com", "accessTokens": [{ "name": "bob" }] })
+    );
+    let r = app
+        .gql(
+            Auth::Cookie(&admin),
+            "mutation($id: ID!) { revokeAccessToken(id: $id) { status } }",
+            json!({ "id": bob_id }),
+        )
+        .await;
+    assert_eq!(r.data()["revokeAccessToken"]["status"], "REVOKED");
+    assert_eq!(
+        app.gql(Auth::Bearer(&bob_token), ME, json!({}))
+            .await
+            .reason(),
+        "revoked"
+    );
+    app.finish().await;
+}
+
+async fn tokens_and_keys_survive_a_restart(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (token, _) = app
+        .issue(Auth::Cookie(&cookie), "durable", None, 3600)
+        .await;
+    let jwks_before: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    assert_eq!(
+        app.gql(Auth::Bearer(&token), ME, json!({})).await.data()["me"]["email"],
+        ADMIN_EMAIL
+    );
+    let jwks_after: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks_before, jwks_after, "no new key on restart");
+    app.finish().await;
+}
+
+fn kid_of(token: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (old, _) = app.issue(Auth::Cookie(&cookie), "old", None, 3600).await;
+    // Rotate as `tokengate keys rotate` would, behind the running server's back.
+    let new_kid = tokengate::auth::keys::rotate(app.conn()).await.unwrap();
+    app.state.keys.reload(app.conn()).await.unwrap();
+    let (new, _) = app.issue(Auth::Cookie(&cookie), "new", None, 3600).await;
+    assert_eq!(kid_of(&new), new_kid);
+    assert_ne!(kid_of(&old), new_kid);
+    assert_eq!(
+        app.gql(Auth::Bearer(&old), ME, json!({})).await.status,
+        StatusCode::OK,
+        "old key still verifies"
+    );
+    assert_eq!(
+        app.gql(Auth::Bearer(&new), ME, json!({})).await.status,
+        StatusCode::OK
+    );
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut kids: Vec<_> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    let mut want = vec![kid_of(&old), new_kid];
+    want.sort();
+    assert_eq!(kids, want);
+    app.finish().await;
+}
+
+async fn jwks_publishes_the_verifying_keys(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (token, token_id) = app.issue(Auth::Cookie(&cookie), "t", None, 3600).await;
+    let resp = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    let jwks: Value = resp.json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str(),
+            key["use"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("sig"))
+    );
+    assert_eq!(key["kid"].as_str().unwrap(), kid_of(&token));
+    assert!(key.get("d").is_none(), "no private part");
+    // Another service can verify the token offline with the published key alone.
+    let decoding =
+        jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.set_issuer(&[&app.state.issuer]);
+    let data = jsonwebtoken::decode::<Value>(&token, &decoding, &v).unwrap();
+    assert_eq!(data.claims["jti"].as_str(), Some(token_id.as_str()));
+    app.finish().await;
+}
+
+async fn database_holds_only_digests(b: Backend) {
+    let Some(mut app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (token, _) = app.issue(Auth::Cookie(&cookie), "secret", None, 3600).await;
+    let signature = token.rsplit('.').next().unwrap().to_owned();
+    let row = entity::access_token::Entity::find()
+        .one(app.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.digest,
+        tokengate::auth::secret::sha256(token.as_bytes())
+    );
+    for col in [&row.id, &row.name, &row.scopes, &row.user_id] {
+        assert!(!col.contains(&signature));
+    }
+    if b == Backend::Sqlite {
+        // Scan the database file, WAL and shared memory while running, then again
+        // after shutdown (when the WAL has been checkpointed into the main file).
+        let dir = app.db.dir.as_ref().unwrap().path().to_owned();
+        let mut scanned = 0;
+        for round in 0..2 {
+            if round == 1 {
+                app.stop().await;
+            }
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let Ok(bytes) = std::fs::read(entry.unwrap().path()) else {
+                    continue;
+                };
+                scanned += bytes.len();
+                for needle in [token.as_bytes(), signature.as_bytes(), cookie.as_bytes()] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle),
+                        "secret found in the database files"
+                    );
+                }
+            }
+        }
+        assert!(scanned > 0);
+        app.db.drop_database().await;
+    } else {
+        // PostgreSQL: no column of any row holds the token or its signature.
+        use sea_orm::{ConnectionTrait, Statement};
+        let rows = app
+            .conn()
+            .query_all(Statement::from_string(sea_orm::DbBackend::Postgres, "SELECT row_to_json(t)::text AS j FROM access_tokens t UNION ALL SELECT row_to_json(s)::text FROM sessions s UNION ALL SELECT row_to_json(a)::text FROM audit_events a"))
+            .await
+            .unwrap();
+        assert!(!rows.is_empty());
+        for row in rows {
+            let text: String = row.try_get("", "j").unwrap();
+            assert!(
+                !text.contains(&signature) && !text.contains(&cookie),
+                "secret found: {text}"
+            );
+        }
+        app.finish().await;
+    }
+}
+
+async fn last_used_is_batched_not_written_per_request(b: Backend) {
+    let Some(app) = TestApp::start(b, |c| {
+        c.last_used_flush_interval = Duration::from_millis(100)
+    })
+    .await
+    else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (token, id) = app.issue(Auth::Cookie(&cookie), "busy", None, 3600).await;
+    let q = "query($id: ID!) { accessToken(id: $id) { lastUsedAt } }";
+    let r = app.gql(Auth::Cookie(&cookie), q, json!({ "id": id })).await;
+    assert!(r.data()["accessToken"]["lastUsedAt"].is_null());
+    let before = app.state.last_used.writes();
+    for _ in 0..30 {
+        assert_eq!(
+            app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
+            StatusCode::OK
+        );
+    }
+    app.settle().await;
+    let after = app.state.last_used.writes();
+    assert_eq!(after - before, 1, "30 requests, one write");
+    let r = app.gql(Auth::Cookie(&cookie), q, json!({ "id": id })).await;
+    let last = chrono::DateTime::parse_from_rfc3339(
+        r.data()["accessToken"]["lastUsedAt"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!((chrono::Utc::now() - last.with_timezone(&chrono::Utc)).num_seconds() < 60);
+    // More use within the gap: no further write yet.
+    for _ in 0..10 {
+        app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    }
+    app.settle().await;
+    assert_eq!(app.state.last_used.writes(), after);
+    // The count is published.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("tokengate_last_used_writes_total {after}")),
+        "{metrics}"
+    );
+    app.finish().await;
+}
+
+async fn token_events_are_audited(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    app.issue(Auth::Cookie(&cookie), "a", None, 3600).await;
+    let (_, id) = app.issue(Auth::Cookie(&cookie), "a", None, 3600).await;
+    app.gql(
+        Auth::Cookie(&cookie),
+        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let actions = audit_actions(app.conn()).await;
+    assert_eq!(
+        actions[2..],
+        ["token_issued", "token_rotated", "token_revoked"]
+    );
+    let events = entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Action.eq("token_revoked"))
+        .all(app.conn())
+        .await
+        .unwrap();
+    assert_eq!(events[0].subject.as_deref(), Some(id.as_str()));
+    assert!(events[0].actor_id.is_some());
+    assert_eq!(events[0].ip.as_deref(), Some("127.0.0.1"));
+    assert!(events[0]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("\"name\":\"a\""));
+    app.finish().await;
+}
