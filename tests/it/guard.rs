@@ -143,11 +143,20 @@ async fn missing_scope_gives_forbidden_field_and_the_rest_resolves(b: Backend) {
     assert_eq!(err["extensions"]["requiredScope"], "users:read");
     assert_eq!(err["path"], json!(["users"]));
     assert_eq!(r.body["data"]["me"]["email"], ADMIN_EMAIL);
-    assert_eq!(r.body["data"].get("users"), Some(&Value::Null), "the refused field is present as null");
+    assert_eq!(
+        r.body["data"].get("users"),
+        Some(&Value::Null),
+        "the refused field is present as null"
+    );
     // Alone, the refused field still yields data with it as null.
-    let r = app.gql(Auth::Bearer(&token), "{ accessTokens { id } }", json!({})).await;
+    let r = app
+        .gql(Auth::Bearer(&token), "{ accessTokens { id } }", json!({}))
+        .await;
     assert_eq!(r.body["data"], json!({ "accessTokens": null }));
-    assert_eq!(r.body["errors"][0]["extensions"]["requiredScope"], "tokens:read");
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["requiredScope"],
+        "tokens:read"
+    );
     app.finish().await;
 }
 
