@@ -111,11 +111,12 @@ pub mod anyhow_like {
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .route("/api", get(graphql::http::get).post(graphql::http::post))
+        .route("/api", get(web::playground::api_get).post(graphql::http::post))
         .route("/login", get(web::login_page))
         .route("/auth/login", post(web::login))
         .route("/auth/logout", post(web::logout))
-        .route("/assets/style.css", get(web::stylesheet))
+        .route("/console", get(web::console::console))
+        .route("/assets/{name}", get(web::assets::asset))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -1,4 +1,10 @@
-//! Browser-facing routes: the sign-in page and the sign-in/sign-out endpoints.
+//! Browser-facing routes: the sign-in page and the sign-in/sign-out endpoints,
+//! the token console (`console.rs`), the GraphQL playground at `GET /api`
+//! (`playground.rs`) and the embedded assets they load (`assets.rs`).
+
+pub mod assets;
+pub mod console;
+pub mod playground;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,26 +19,44 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::audit::{self, Event};
 use crate::auth::guard::session_cookie;
+use crate::auth::principal::Principal;
 use crate::auth::secret::Secret;
 use crate::auth::sessions::{self, COOKIE_NAME};
 use crate::error::AppError;
 use crate::users;
 
-const STYLE: &str = include_str!("../../playground/style.css");
+/// The policy of every page: own-origin resources only, no inline script, no framing.
+pub(crate) const PAGE_CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-/// Headers every page carries: no framing, no inline script, no referrer leaks.
-fn page(status: StatusCode, html: String) -> Response {
+/// Headers every page carries: no framing, no inline script, no referrer leaks,
+/// never cached (the console can show a token).
+pub(crate) fn page(status: StatusCode, html: String) -> Response {
+    page_with_csp(status, html, PAGE_CSP)
+}
+
+/// [`page`] with another Content-Security-Policy (the playground's).
+pub(crate) fn page_with_csp(status: StatusCode, html: String, csp: &'static str) -> Response {
     (
         status,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
             (
                 header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+                HeaderValue::from_static(csp),
             ),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         html,
@@ -40,7 +64,7 @@ fn page(status: StatusCode, html: String) -> Response {
         .into_response()
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -75,7 +99,7 @@ fn login_html(next: &str, error: Option<&str>, email: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · tokengate</title><link rel="stylesheet" href="/assets/style.css"></head>
+<title>Sign in · tokengate</title>{head}</head>
 <body><main class="narrow">
 <h1>Sign in to tokengate</h1>
 {error}
@@ -90,6 +114,7 @@ fn login_html(next: &str, error: Option<&str>, email: &str) -> String {
 </main></body></html>"#,
         next = escape(next),
         email = escape(email),
+        head = assets::head_links("style.css"),
     )
 }
 
@@ -104,24 +129,6 @@ pub async fn login_page(Query(q): Query<LoginPageQuery>) -> Response {
         StatusCode::OK,
         login_html(&safe_next(q.next.as_deref()), None, ""),
     )
-}
-
-/// `GET /assets/style.css`.
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/css; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=3600"),
-            ),
-        ],
-        STYLE,
-    )
-        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -339,5 +346,32 @@ pub async fn logout(
             axum::Json(json!({ "ok": true })),
         )
             .into_response()
+    }
+}
+
+/// The signed-in user of a browser request, by the session cookie alone;
+/// `None` when there is no valid session. A failure to check (the database)
+/// is answered with a 500 page.
+pub(crate) async fn session_principal(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, Response> {
+    let Some(value) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    match sessions::authenticate(&app.db, value).await {
+        Ok(p) => Ok(Some(p)),
+        Err(AppError::Unauthenticated { .. }) => Ok(None),
+        Err(e) => {
+            if let AppError::Internal(detail) = &e {
+                tracing::error!(error = %detail, "session check failed");
+            }
+            Err(page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error · tokengate</title></head>\
+                 <body><main><h1>Something went wrong</h1><p>Try again in a moment.</p></main></body></html>"
+                    .to_owned(),
+            ))
+        }
     }
 }

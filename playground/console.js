@@ -1,0 +1,290 @@
+// The token console (GET /console). Plain script, no dependencies, no inline
+// code (the page's CSP allows scripts from 'self' only). It talks to the same
+// GraphQL API as every other client: POST /api, JSON, with the session cookie.
+'use strict';
+
+(function () {
+  const root = document.getElementById('console');
+  if (!root) return;
+  const maxLifetime = Number(root.dataset.maxLifetimeSeconds);
+  const allowNever = root.dataset.allowNonExpiring === 'true';
+  const $ = (id) => document.getElementById(id);
+  const statusBox = $('status');
+  const form = $('generate-form');
+  const nameInput = $('token-name');
+  const expiryInput = $('token-expiry');
+  const neverInput = $('token-never');
+  const generateError = $('generate-error');
+  const generateButton = $('generate');
+  const newTokenBox = $('new-token');
+  const newTokenValue = $('new-token-value');
+  const copyStatus = $('copy-status');
+  const tbody = document.querySelector('#tokens tbody');
+  const showInactive = $('show-inactive');
+  const dialog = $('revoke-dialog');
+  let tokens = [];
+
+  class ApiError extends Error {
+    constructor(message, code) {
+      super(message);
+      this.code = code;
+    }
+  }
+
+  async function graphql(query, variables) {
+    let response;
+    try {
+      response = await fetch('/api', {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+    } catch (e) {
+      throw new ApiError('The server cannot be reached. Check your connection and try again.');
+    }
+    let body;
+    try {
+      body = await response.json();
+    } catch (e) {
+      throw new ApiError(`The server answered ${response.status} without a GraphQL response.`);
+    }
+    if (body.errors && body.errors.length) {
+      const first = body.errors[0];
+      const code = first.extensions && first.extensions.code;
+      throw new ApiError(first.message, code);
+    }
+    return body.data;
+  }
+
+  function showStatus(message, kind) {
+    statusBox.replaceChildren();
+    if (!message) return;
+    const p = document.createElement('p');
+    p.className = kind === 'error' ? 'error' : '';
+    p.textContent = message;
+    if (kind === 'signin') {
+      p.className = 'error';
+      p.append(' ');
+      const a = document.createElement('a');
+      a.href = '/login?next=/console';
+      a.textContent = 'Sign in again';
+      p.append(a);
+    }
+    statusBox.append(p);
+  }
+
+  function reportError(e) {
+    if (e instanceof ApiError && e.code === 'UNAUTHENTICATED') {
+      showStatus('Your session has ended.', 'signin');
+    } else {
+      showStatus(e.message || String(e), 'error');
+    }
+  }
+
+  // Dates: the picker works in the browser's local calendar.
+  const pad = (n) => String(n).padStart(2, '0');
+  const isoDate = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const formatter = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const show = (iso) => (iso ? formatter.format(new Date(iso)) : '—');
+
+  function latestExpiry() {
+    return new Date(Date.now() + maxLifetime * 1000);
+  }
+
+  function setUpExpiry() {
+    const today = new Date();
+    const latest = latestExpiry();
+    const tomorrow = new Date(today.getFullYear(), today.getMonth(), today.getDate() + 1);
+    expiryInput.min = isoDate(tomorrow < latest ? tomorrow : today);
+    expiryInput.max = isoDate(latest);
+    const thirty = new Date(today.getFullYear(), today.getMonth(), today.getDate() + 30);
+    expiryInput.value = isoDate(thirty < latest ? thirty : latest);
+    const days = Math.floor(maxLifetime / 86400);
+    $('token-expiry-hint').textContent =
+      `At most ${days} day${days === 1 ? '' : 's'} from now (until ${isoDate(latest)}).` +
+      ' The token stops working at the end of that day.';
+  }
+
+  // Unix seconds for the chosen day: the end of that local day, capped at the
+  // configured maximum (less a minute, for the trip to the server).
+  function expirationTime() {
+    const [y, m, d] = expiryInput.value.split('-').map(Number);
+    const endOfDay = new Date(y, m - 1, d, 23, 59, 59);
+    const cap = Math.floor(Date.now() / 1000) + maxLifetime - 60;
+    return Math.min(Math.floor(endOfDay.getTime() / 1000), cap);
+  }
+
+  function cell(text, label) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (label) td.dataset.label = label;
+    return td;
+  }
+
+  function render() {
+    tbody.replaceChildren();
+    if (!tokens.length) {
+      const tr = document.createElement('tr');
+      const td = cell(showInactive.checked ? 'You have no tokens.' : 'You have no active tokens.');
+      td.colSpan = 7;
+      tr.append(td);
+      tbody.append(tr);
+      return;
+    }
+    for (const t of tokens) {
+      const tr = document.createElement('tr');
+      tr.dataset.tokenId = t.id;
+      tr.append(
+        cell(t.name, 'Name'),
+        cell(t.scopes.join(' '), 'Scopes'),
+        cell(show(t.createdAt), 'Created'),
+        cell(t.expiresAt ? show(t.expiresAt) : 'never', 'Expires'),
+        cell(t.lastUsedAt ? show(t.lastUsedAt) : 'never', 'Last used'),
+      );
+      const status = cell(t.status.toLowerCase(), 'Status');
+      status.className = `status-${t.status}`;
+      tr.append(status);
+      const actions = document.createElement('td');
+      if (t.status === 'ACTIVE') {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'danger';
+        b.textContent = 'Revoke';
+        b.setAttribute('aria-label', `Revoke token ${t.name}`);
+        b.addEventListener('click', () => confirmRevoke(t, b));
+        actions.append(b);
+      }
+      tr.append(actions);
+      tbody.append(tr);
+    }
+  }
+
+  async function load() {
+    try {
+      const data = await graphql(
+        `query Console($all: Boolean!) {
+          me { email role }
+          accessTokens(includeInactive: $all) { id name scopes createdAt expiresAt lastUsedAt revokedAt status }
+        }`,
+        { all: showInactive.checked },
+      );
+      $('whoami').textContent = `Signed in as ${data.me.email}`;
+      tokens = data.accessTokens;
+      render();
+    } catch (e) {
+      tbody.replaceChildren();
+      reportError(e);
+    }
+  }
+
+  function fail(message, field) {
+    generateError.textContent = message;
+    generateError.hidden = false;
+    if (field) {
+      field.setAttribute('aria-invalid', 'true');
+      field.focus();
+    }
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    generateError.hidden = true;
+    for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    const name = nameInput.value.trim();
+    if (!name) return fail('Give the token a name, such as "ci-deploy".', nameInput);
+    const never = allowNever && neverInput && neverInput.checked;
+    let exp = null;
+    if (!never) {
+      if (!expiryInput.value) return fail('Choose an expiry date.', expiryInput);
+      if (expiryInput.value > expiryInput.max) {
+        return fail(`Choose a date no later than ${expiryInput.max}.`, expiryInput);
+      }
+      exp = expirationTime();
+      if (exp <= Date.now() / 1000) return fail('Choose a date in the future.', expiryInput);
+    }
+    const scopes = [...form.querySelectorAll('input[name="scope"]:checked')].map((c) => c.value);
+    if (!scopes.length) return fail('Choose at least one scope.', form.querySelector('input[name="scope"]'));
+    generateButton.disabled = true;
+    try {
+      const data = await graphql(
+        `mutation Generate($exp: Int, $name: String!, $scopes: [String!]) {
+          updateAccessToken(expirationTime: $exp, name: $name, scopes: $scopes) {
+            sessionJwt
+            accessToken { id name expiresAt }
+          }
+        }`,
+        { exp, name, scopes },
+      );
+      const issued = data.updateAccessToken;
+      // The token lives in this textarea only: it is not stored anywhere and a
+      // reload (the page is never cached) loses it.
+      newTokenValue.value = issued.sessionJwt;
+      $('new-token-name').textContent = `"${issued.accessToken.name}"`;
+      copyStatus.textContent = '';
+      newTokenBox.hidden = false;
+      form.reset();
+      setUpExpiry();
+      showStatus(`Token "${issued.accessToken.name}" created.`);
+      $('new-token-title').focus();
+      newTokenBox.scrollIntoView({ block: 'nearest' });
+      await load();
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'UNAUTHENTICATED') reportError(e);
+      else fail(e.message);
+    } finally {
+      generateButton.disabled = false;
+    }
+  });
+
+  $('copy-token').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(newTokenValue.value);
+      copyStatus.textContent = 'Copied to the clipboard.';
+    } catch (e) {
+      newTokenValue.focus();
+      newTokenValue.select();
+      copyStatus.textContent = 'Select-all is done: press Ctrl-C (⌘-C) to copy.';
+    }
+  });
+
+  $('dismiss-token').addEventListener('click', () => {
+    newTokenValue.value = '';
+    newTokenBox.hidden = true;
+    nameInput.focus();
+  });
+
+  function confirmRevoke(token, button) {
+    $('revoke-text').textContent =
+      `Programs using "${token.name}" (${token.scopes.join(' ')}) will be refused from their very next request. This cannot be undone.`;
+    dialog.returnValue = '';
+    dialog.onclose = async () => {
+      button.focus();
+      if (dialog.returnValue !== 'revoke') return;
+      try {
+        await graphql('mutation Revoke($id: ID!) { revokeAccessToken(id: $id) { id status } }', { id: token.id });
+        showStatus(`Token "${token.name}" revoked.`);
+        await load();
+      } catch (e) {
+        reportError(e);
+      }
+    };
+    dialog.showModal();
+  }
+
+  showInactive.addEventListener('change', load);
+  nameInput.addEventListener('input', () => {
+    const taken = tokens.some((t) => t.status === 'ACTIVE' && t.name === nameInput.value.trim());
+    $('token-name-hint').textContent = taken
+      ? `An active token is named "${nameInput.value.trim()}": generating replaces (revokes) it.`
+      : 'Generating a token under the name of an active token replaces (revokes) that token.';
+  });
+  if (neverInput) {
+    neverInput.addEventListener('change', () => {
+      expiryInput.disabled = neverInput.checked;
+    });
+  }
+
+  setUpExpiry();
+  load();
+})();

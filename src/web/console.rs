@@ -1,0 +1,131 @@
+//! `GET /console`: the token page of the signed-in user. The server renders the
+//! frame and what only it knows (the user's scopes, the lifetime cap); the
+//! script (`playground/console.js`) lists, issues and revokes tokens through the
+//! GraphQL API at `/api` with the session cookie, like any other client.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{assets, escape, page, session_principal};
+use crate::app::AppState;
+use crate::auth::principal::Principal;
+use crate::tokens::MAX_NAME_LEN;
+
+/// `GET /console`: the page, or 303 to the sign-in page.
+pub async fn console(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    match session_principal(&app, &headers).await {
+        Ok(Some(principal)) => page(StatusCode::OK, console_html(&app, &principal)),
+        Ok(None) => (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::LOCATION,
+                    HeaderValue::from_static("/login?next=/console"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+        )
+            .into_response(),
+        Err(resp) => resp,
+    }
+}
+
+fn console_html(app: &AppState, principal: &Principal) -> String {
+    let scopes: Vec<&str> = principal.scopes.iter().map(|s| s.as_str()).collect();
+    let checkboxes: String = scopes
+        .iter()
+        .map(|s| {
+            let id = format!("scope-{}", s.replace(':', "-"));
+            let checked = if *s == "me:read" { " checked" } else { "" };
+            format!(
+                r#"<div class="check"><input type="checkbox" name="scope" id="{id}" value="{s}"{checked}><label for="{id}">{s}</label></div>"#,
+                s = escape(s),
+            )
+        })
+        .collect();
+    let never = if app.config.allow_non_expiring_tokens {
+        r#"<div class="check"><input type="checkbox" id="token-never" name="never"><label for="token-never">Never expires</label></div>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Access tokens · tokengate</title>{head}</head>
+<body>
+<header class="tg-bar">
+<a class="tg-brand" href="/console">tokengate</a>
+<nav aria-label="Site"><a href="/console" aria-current="page">Tokens</a> <a href="/api">API playground</a>
+<span id="whoami" class="whoami"></span>
+<form method="post" action="/auth/logout"><button type="submit" id="sign-out">Sign out</button></form></nav>
+</header>
+<main class="wide" id="console" data-max-lifetime-seconds="{max}" data-allow-non-expiring="{allow}" data-scopes="{scopes}" data-max-name-length="{max_name}">
+<h1>Access tokens</h1>
+<p>Tokens let scripts and services call the GraphQL API at <code>/api</code> as you, with
+<code>Authorization: Bearer &lt;token&gt;</code>.</p>
+<div id="status" role="status" aria-live="polite"></div>
+
+<section id="new-token" class="new-token" hidden aria-labelledby="new-token-title">
+<h2 id="new-token-title" tabindex="-1">Your new token</h2>
+<p class="warning" id="new-token-warning"><strong>Copy it now. It will not be shown again</strong>: tokengate keeps only a digest of it.</p>
+<label for="new-token-value">Token <span id="new-token-name"></span></label>
+<textarea id="new-token-value" readonly rows="4" spellcheck="false" autocomplete="off" aria-describedby="new-token-warning"></textarea>
+<div class="actions">
+<button type="button" id="copy-token">Copy token</button>
+<button type="button" id="dismiss-token" class="secondary">I have copied it</button>
+<span id="copy-status" role="status" aria-live="polite"></span>
+</div>
+</section>
+
+<section aria-labelledby="generate-title">
+<h2 id="generate-title">Generate new token</h2>
+<form id="generate-form" novalidate>
+<label for="token-name">Name</label>
+<input id="token-name" name="name" type="text" required maxlength="{max_name}" autocomplete="off" aria-describedby="token-name-hint" placeholder="ci-deploy">
+<p class="hint" id="token-name-hint">Generating a token under the name of an active token replaces (revokes) that token.</p>
+<label for="token-expiry">Expires on</label>
+<input id="token-expiry" name="expiry" type="date" required aria-describedby="token-expiry-hint">
+<p class="hint" id="token-expiry-hint"></p>
+{never}
+<fieldset>
+<legend>Scopes</legend>
+{checkboxes}
+</fieldset>
+<p id="generate-error" class="error" role="alert" hidden></p>
+<button type="submit" id="generate">Proceed</button>
+</form>
+</section>
+
+<section aria-labelledby="list-title">
+<h2 id="list-title">Your tokens</h2>
+<div class="check"><input type="checkbox" id="show-inactive"><label for="show-inactive">Show revoked and expired tokens</label></div>
+<table id="tokens" class="tokens">
+<caption class="visually-hidden">Your access tokens</caption>
+<thead><tr><th scope="col">Name</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Status</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead>
+<tbody><tr><td colspan="7">Loading…</td></tr></tbody>
+</table>
+</section>
+</main>
+
+<dialog id="revoke-dialog" aria-labelledby="revoke-title" aria-describedby="revoke-text">
+<form method="dialog">
+<h2 id="revoke-title">Revoke this token?</h2>
+<p id="revoke-text"></p>
+<div class="actions">
+<button type="submit" value="cancel" class="secondary" id="revoke-cancel" autofocus>Cancel</button>
+<button type="submit" value="revoke" class="danger" id="revoke-confirm">Revoke</button>
+</div>
+</form>
+</dialog>
+<script src="{script}" defer></script>
+</body></html>"#,
+        head = assets::head_links("style.css"),
+        script = assets::url("console.js"),
+        max = app.config.max_token_lifetime.as_secs(),
+        allow = app.config.allow_non_expiring_tokens,
+        scopes = escape(&scopes.join(" ")),
+        max_name = MAX_NAME_LEN,
+    )
+}
