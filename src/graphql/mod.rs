@@ -4,6 +4,7 @@
 
 pub mod http;
 mod limits;
+mod service_accounts;
 mod tokens;
 mod types;
 mod users;
@@ -23,11 +24,18 @@ pub const MAX_ALIASES: usize = 30;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(users::UserQuery, tokens::TokenQuery);
+pub struct QueryRoot(
+    users::UserQuery,
+    tokens::TokenQuery,
+    service_accounts::ServiceAccountQuery,
+);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(tokens::TokenMutation);
+pub struct MutationRoot(
+    tokens::TokenMutation,
+    service_accounts::ServiceAccountMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
