@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::graphql::{self, AppSchema};
 use crate::metrics::Metrics;
 use crate::tokens::last_used::LastUsed;
-use crate::{db, users, web};
+use crate::{db, oauth, users, web};
 
 /// How often signing keys are re-read, so a rotation by another process is
 /// picked up for signing and JWKS (verification reloads at once on a new kid).
@@ -39,6 +39,8 @@ pub struct App {
     pub secure_cookies: bool,
     pub keys: KeyRing,
     pub throttle: SignInThrottle,
+    /// Failed client authentications at the OAuth endpoints.
+    pub client_throttle: SignInThrottle,
     pub last_used: LastUsed,
     pub metrics: Metrics,
     pub schema: AppSchema,
@@ -49,6 +51,9 @@ impl App {
     pub fn on_token_revoked(&self, _token_id: &str) {
         self.metrics.tokens_revoked.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Called after a user (or service account) is disabled.
+    pub fn on_user_disabled(&self, _user_id: &str) {}
 }
 
 /// Cheaply clonable handle to the [`App`].
@@ -93,6 +98,7 @@ pub async fn build(
         secure_cookies,
         keys,
         throttle: SignInThrottle::default(),
+        client_throttle: SignInThrottle::default(),
         last_used: LastUsed::default(),
         metrics: Metrics::default(),
         schema: graphql::build_schema(),
@@ -118,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(web::console::console))
         .route("/assets/{name}", get(web::assets::asset))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/oauth2/introspect", post(oauth::introspect))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -12,6 +12,8 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod metrics;
+pub mod oauth;
+pub mod service_accounts;
 pub mod telemetry;
 pub mod tokens;
 pub mod users;

@@ -88,6 +88,7 @@ pub async fn find(db: &DatabaseConnection, id: &str) -> AppResult<Option<user::M
 
 pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<user::Model>> {
     Ok(user::Entity::find()
+        .filter(user::Column::Role.ne(Role::Service.as_str()))
         .order_by_asc(user::Column::CreatedAt)
         .all(db)
         .await?)

@@ -23,6 +23,9 @@ pub struct Model {
     pub parent_id: Option<String>,
     /// Set for tokens issued to machine clients.
     pub client_id: Option<String>,
+    /// How it was issued: `api` (updateAccessToken, CLI), `client_credentials`
+    /// or `token_exchange`. Exchanged tokens die with their parent.
+    pub grant: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@
 
 pub mod access_token;
 pub mod audit_event;
+pub mod service_account;
 pub mod session;
 pub mod signing_key;
 pub mod user;

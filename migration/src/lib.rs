@@ -7,6 +7,8 @@ mod m20261123_000002_create_sessions;
 mod m20261123_000003_create_audit_events;
 mod m20261123_000004_create_signing_keys;
 mod m20261123_000005_create_access_tokens;
+mod m20261123_000006_create_service_accounts;
+mod m20261123_000007_add_grant_to_access_tokens;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -20,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_audit_events::Migration),
             Box::new(m20261123_000004_create_signing_keys::Migration),
             Box::new(m20261123_000005_create_access_tokens::Migration),
+            Box::new(m20261123_000006_create_service_accounts::Migration),
+            Box::new(m20261123_000007_add_grant_to_access_tokens::Migration),
         ]
     }
 }

@@ -10,6 +10,8 @@ use crate::error::AppError;
 pub enum Role {
     Admin,
     Member,
+    /// A service account's identity: its scopes come from its tokens alone.
+    Service,
 }
 
 impl Role {
@@ -17,14 +19,15 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Member => "member",
+            Role::Service => "service",
         }
     }
 
     pub fn parse(s: &str) -> Role {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::Member
+        match s {
+            "admin" => Role::Admin,
+            "service" => Role::Service,
+            _ => Role::Member,
         }
     }
 
@@ -35,6 +38,8 @@ impl Role {
             Role::Member => [Scope::MeRead, Scope::TokensRead, Scope::TokensWrite]
                 .into_iter()
                 .collect(),
+            // Bounded by the service account's scopes when its tokens are issued.
+            Role::Service => ScopeSet::all(),
         }
     }
 }

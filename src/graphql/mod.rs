@@ -4,6 +4,7 @@
 
 pub mod http;
 mod limits;
+mod service_accounts;
 mod tokens;
 mod types;
 mod users;
@@ -14,8 +15,9 @@ use crate::app::AppState;
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, GqlResult};
 
-/// Deepest selection accepted.
-pub const MAX_DEPTH: usize = 12;
+/// Deepest selection accepted: room for the standard introspection query that
+/// GraphQL tools send (about 14 levels), little more.
+pub const MAX_DEPTH: usize = 16;
 /// Largest complexity (fields, roughly) accepted.
 pub const MAX_COMPLEXITY: usize = 500;
 /// Most aliases accepted in one document.
@@ -23,11 +25,18 @@ pub const MAX_ALIASES: usize = 30;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(users::UserQuery, tokens::TokenQuery);
+pub struct QueryRoot(
+    users::UserQuery,
+    tokens::TokenQuery,
+    service_accounts::ServiceAccountQuery,
+);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(tokens::TokenMutation);
+pub struct MutationRoot(
+    tokens::TokenMutation,
+    service_accounts::ServiceAccountMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

@@ -22,11 +22,26 @@ impl TokenQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
+        #[graphql(desc = "Administrators: another user's or service account's tokens.")]
+        owner_id: Option<ID>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
+        let owner = match owner_id {
+            Some(id) if id.0 != p.user_id => {
+                if !p.is_admin() {
+                    return Err(crate::AppError::Forbidden {
+                        scope: Scope::UsersRead.as_str(),
+                    })
+                    .gql();
+                }
+                p.require_scope(Scope::UsersRead).gql()?;
+                id.0
+            }
+            _ => p.user_id.clone(),
+        };
         let rows = tokens::list(
             &state(ctx).gql()?.db,
-            &p.user_id,
+            &owner,
             include_inactive.unwrap_or(false),
         )
         .await
@@ -64,12 +79,17 @@ impl TokenMutation {
         expiration_time: Option<i32>,
         #[graphql(default_with = "Some(\"default\".to_string())")] name: Option<String>,
         scopes: Option<Vec<String>>,
+        #[graphql(
+            desc = "Administrators: issue a named API token for this service account, within its scopes."
+        )]
+        service_account_id: Option<ID>,
     ) -> async_graphql::Result<UpdateAccessTokenPayload> {
         let app = state(ctx).gql()?;
         let req = IssueRequest {
             name: name.unwrap_or_else(|| "default".into()),
             expiration_time: expiration_time.map(i64::from),
             scopes,
+            service_account_id: service_account_id.map(|id| id.0),
         };
         let issued = tokens::issue(app, principal(ctx).gql()?, req, ip(ctx))
             .await

@@ -47,6 +47,8 @@ pub struct IssueRequest {
     pub expiration_time: Option<i64>,
     /// `None`: all of the caller's scopes.
     pub scopes: Option<Vec<String>>,
+    /// Administrators: issue for this service account instead of themselves.
+    pub service_account_id: Option<String>,
 }
 
 /// A freshly issued token: the only value that ever holds its plaintext.
@@ -158,8 +160,10 @@ fn resolve_expiry(
     Ok(Some(at))
 }
 
-/// Issues a token for the principal's own user. Issuing under a name that has an
-/// active token revokes that token (rotation). Bad input changes nothing.
+/// Issues a token for the principal's own user, or, for an administrator giving
+/// `service_account`, a named API token for that service account (within its
+/// scopes). Issuing under a name that has an active token revokes that token
+/// (rotation). Bad input changes nothing.
 pub async fn issue(
     app: &App,
     principal: &Principal,
@@ -168,79 +172,130 @@ pub async fn issue(
 ) -> AppResult<Issued> {
     let now = Utc::now();
     let name = validate_name(&req.name)?;
-    let scopes = resolve_scopes(req.scopes.as_deref(), principal.scopes)?;
+    let (owner_id, held, client_id) = match &req.service_account_id {
+        None => (principal.user_id.clone(), principal.scopes, None),
+        Some(id) => {
+            if !principal.is_admin() {
+                return Err(AppError::Forbidden {
+                    scope: crate::auth::Scope::UsersWrite.as_str(),
+                });
+            }
+            let account = crate::service_accounts::get(&app.db, id).await?;
+            if account.disabled_at.is_some() {
+                return Err(AppError::BadInput(format!(
+                    "service account `{id}` is disabled"
+                )));
+            }
+            let allowed =
+                ScopeSet::parse_space_separated(&account.scopes).map_err(AppError::internal)?;
+            let held: ScopeSet = allowed
+                .iter()
+                .filter(|s| principal.scopes.contains(*s))
+                .collect();
+            (account.user_id, held, Some(account.client_id))
+        }
+    };
+    let scopes = resolve_scopes(req.scopes.as_deref(), held)?;
     let expires_at = resolve_expiry(app, principal, req.expiration_time, now)?;
     mint(
         app,
-        &principal.user_id,
-        &name,
-        scopes,
-        expires_at,
-        principal.token_id(),
-        Some(&principal.user_id),
-        ip,
+        Mint {
+            owner_id: &owner_id,
+            name: &name,
+            scopes,
+            expires_at,
+            parent_id: principal.token_id(),
+            client_id: client_id.as_deref(),
+            grant: Grant::Api,
+            replace_same_name: true,
+            actor_id: Some(&principal.user_id),
+            ip,
+        },
     )
     .await
 }
 
-/// Signs and stores a token whose policy checks have passed.
-#[allow(clippy::too_many_arguments)]
-pub async fn mint(
-    app: &App,
-    owner_id: &str,
-    name: &str,
-    scopes: ScopeSet,
-    expires_at: Option<DateTime<Utc>>,
-    parent_id: Option<&str>,
-    actor_id: Option<&str>,
-    ip: Option<&str>,
-) -> AppResult<Issued> {
+/// How a token was issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// `updateAccessToken` or the CLI.
+    Api,
+    ClientCredentials,
+    /// RFC 8693: revoked with its parent.
+    TokenExchange,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Api => "api",
+            Grant::ClientCredentials => "client_credentials",
+            Grant::TokenExchange => "token_exchange",
+        }
+    }
+}
+
+/// A token whose policy checks have passed, ready to sign and store.
+#[derive(Debug)]
+pub struct Mint<'a> {
+    pub owner_id: &'a str,
+    pub name: &'a str,
+    pub scopes: ScopeSet,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub parent_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub grant: Grant,
+    /// Revoke the owner's active tokens of the same name (rotation).
+    pub replace_same_name: bool,
+    pub actor_id: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// Signs and stores a token.
+pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
     let now = Utc::now();
     let id = uuid::Uuid::now_v7().to_string();
-    let token = jwt::sign(
-        app,
-        &jwt::Claims::new(&app.issuer, owner_id, &id, now, expires_at, scopes, None),
-    )?;
+    let claims = jwt::Claims::new(
+        &app.issuer,
+        m.owner_id,
+        &id,
+        now,
+        m.expires_at,
+        m.scopes,
+        m.client_id,
+    );
+    let token = jwt::sign(app, &claims)?;
     let record = access_token::ActiveModel {
         id: Set(id.clone()),
-        user_id: Set(owner_id.to_owned()),
-        name: Set(name.to_owned()),
+        user_id: Set(m.owner_id.to_owned()),
+        name: Set(m.name.to_owned()),
         digest: Set(token.digest().to_vec()),
-        scopes: Set(scopes.to_space_separated()),
+        scopes: Set(m.scopes.to_space_separated()),
         created_at: Set(now),
-        expires_at: Set(expires_at),
+        expires_at: Set(m.expires_at),
         last_used_at: Set(None),
         revoked_at: Set(None),
         revoked_by: Set(None),
-        parent_id: Set(parent_id.map(str::to_owned)),
-        client_id: Set(None),
+        parent_id: Set(m.parent_id.map(str::to_owned)),
+        client_id: Set(m.client_id.map(str::to_owned)),
+        grant: Set(m.grant.as_str().to_owned()),
     };
-    let owner = owner_id.to_owned();
-    let by = actor_id.map(str::to_owned);
-    let name_owned = name.to_owned();
+    let owner = m.owner_id.to_owned();
+    let by = m.actor_id.map(str::to_owned);
+    let name = m.name.to_owned();
+    let replace = m.replace_same_name;
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
     let (record, replaced) = app
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
-                let active_same_name = Condition::all()
-                    .add(access_token::Column::UserId.eq(owner.clone()))
-                    .add(access_token::Column::Name.eq(name_owned.clone()))
-                    .add(access_token::Column::RevokedAt.is_null());
-                let res = access_token::Entity::update_many()
-                    .col_expr(access_token::Column::RevokedAt, Expr::value(now))
-                    .col_expr(access_token::Column::RevokedBy, Expr::value(by))
-                    .filter(active_same_name.clone())
-                    .exec(txn)
-                    .await?;
-                let replaced = if res.rows_affected > 0 {
-                    access_token::Entity::find()
-                        .filter(access_token::Column::UserId.eq(owner))
-                        .filter(access_token::Column::Name.eq(name_owned))
-                        .filter(access_token::Column::RevokedAt.eq(now))
-                        .all(txn)
-                        .await?
+                let replaced = if replace {
+                    let same_name = Condition::all()
+                        .add(access_token::Column::UserId.eq(owner))
+                        .add(access_token::Column::Name.eq(name))
+                        .add(access_token::Column::RevokedAt.is_null());
+                    revoke_where(txn, same_name, now, by).await?
                 } else {
                     Vec::new()
                 };
@@ -250,31 +305,73 @@ pub async fn mint(
         })
         .await?;
     for old in &replaced {
-        app.on_token_revoked(&old.id);
+        app.on_token_revoked(old);
     }
-    let replaced_ids: Vec<_> = replaced.iter().map(|t| t.id.as_str()).collect();
     audit::record(
         &app.db,
         Event {
-            actor_id,
+            actor_id: m.actor_id,
             action: if replaced.is_empty() {
                 "token_issued"
             } else {
                 "token_rotated"
             },
             subject: Some(&record.id),
-            ip,
+            ip: m.ip,
             detail: Some(serde_json::json!({
                 "name": record.name,
                 "owner": record.user_id,
                 "scopes": record.scopes,
                 "expires_at": record.expires_at,
-                "replaced": replaced_ids,
+                "grant": record.grant,
+                "client_id": record.client_id,
+                "replaced": replaced,
             })),
         },
     )
     .await;
     Ok(Issued { token, record })
+}
+
+/// Revokes the active tokens matching `filter` and, transitively, the tokens
+/// exchanged from them. Returns every id revoked.
+async fn revoke_where(
+    txn: &impl sea_orm::ConnectionTrait,
+    filter: Condition,
+    now: DateTime<Utc>,
+    by: Option<String>,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    let mut revoked: Vec<String> = access_token::Entity::find()
+        .filter(filter.add(access_token::Column::RevokedAt.is_null()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let mut frontier = revoked.clone();
+    while !frontier.is_empty() {
+        let children: Vec<String> = access_token::Entity::find()
+            .filter(access_token::Column::ParentId.is_in(frontier.clone()))
+            .filter(access_token::Column::Grant.eq(Grant::TokenExchange.as_str()))
+            .filter(access_token::Column::RevokedAt.is_null())
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .filter(|id| !revoked.contains(id))
+            .collect();
+        revoked.extend(children.iter().cloned());
+        frontier = children;
+    }
+    if !revoked.is_empty() {
+        access_token::Entity::update_many()
+            .col_expr(access_token::Column::RevokedAt, Expr::value(now))
+            .col_expr(access_token::Column::RevokedBy, Expr::value(by))
+            .filter(access_token::Column::Id.is_in(revoked.clone()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(revoked)
 }
 
 /// Finds a token the principal may see: its own, or any for an administrator.
@@ -330,6 +427,21 @@ pub async fn revoke(
     revoke_record(app, token, Some(&principal.user_id), ip).await
 }
 
+/// Revokes a token by id with no ownership check, on behalf of `actor_id`
+/// (the OAuth revocation endpoint, after its own checks).
+pub async fn revoke_by_id_as(
+    app: &App,
+    id: &str,
+    actor_id: Option<&str>,
+    ip: Option<&str>,
+) -> AppResult<access_token::Model> {
+    let token = access_token::Entity::find_by_id(id)
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no access token with id `{id}`")))?;
+    revoke_record(app, token, actor_id, ip).await
+}
+
 /// Revokes a token by id with no ownership check (the CLI, run by an operator).
 pub async fn revoke_by_id(app: &App, id: &str) -> AppResult<access_token::Model> {
     let token = access_token::Entity::find_by_id(id)
@@ -348,11 +460,31 @@ async fn revoke_record(
     if token.revoked_at.is_some() {
         return Ok(token);
     }
-    let mut active: access_token::ActiveModel = token.into();
-    active.revoked_at = Set(Some(Utc::now()));
-    active.revoked_by = Set(actor_id.map(str::to_owned));
-    let token = active.update(&app.db).await?;
-    app.on_token_revoked(&token.id);
+    let id = token.id.clone();
+    let by = actor_id.map(str::to_owned);
+    let now = Utc::now();
+    // Opens with a write (see `mint`): the row itself, then its exchanged descendants.
+    let revoked = app
+        .db
+        .transaction::<_, _, AppError>(move |txn| {
+            Box::pin(async move {
+                Ok(revoke_where(
+                    txn,
+                    Condition::all().add(access_token::Column::Id.eq(id)),
+                    now,
+                    by,
+                )
+                .await?)
+            })
+        })
+        .await?;
+    for id in &revoked {
+        app.on_token_revoked(id);
+    }
+    let token = access_token::Entity::find_by_id(token.id.as_str())
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| AppError::internal("revoked token vanished"))?;
     audit::record(
         &app.db,
         Event {
@@ -360,7 +492,7 @@ async fn revoke_record(
             action: "token_revoked",
             subject: Some(&token.id),
             ip,
-            detail: Some(serde_json::json!({ "name": token.name, "owner": token.user_id })),
+            detail: Some(serde_json::json!({ "name": token.name, "owner": token.user_id, "revoked": revoked })),
         },
     )
     .await;
@@ -371,6 +503,16 @@ async fn revoke_record(
 /// expiry and issuer first, then the stored record (present, digest equal, not
 /// revoked, owner active).
 pub async fn authenticate(app: &App, presented: &str) -> AppResult<Principal> {
+    let (principal, _) = check(app, presented).await?;
+    if let Some(id) = principal.token_id() {
+        app.last_used.touch(id, Utc::now());
+    }
+    Ok(principal)
+}
+
+/// Verifies a token like [`authenticate`] without counting it as used
+/// (introspection, exchange); also returns its record.
+pub async fn check(app: &App, presented: &str) -> AppResult<(Principal, access_token::Model)> {
     let claims = jwt::verify(app, presented).await?;
     let unknown = || {
         AppError::unauthenticated(
@@ -421,16 +563,16 @@ pub async fn authenticate(app: &App, presented: &str) -> AppResult<Principal> {
         .iter()
         .filter(|s| role.scopes().contains(*s))
         .collect();
-    app.last_used.touch(&record.id, now);
-    Ok(Principal {
+    let principal = Principal {
         user_id: owner.id,
         role,
         scopes,
         credential: Credential::Token {
-            id: record.id,
+            id: record.id.clone(),
             expires_at: record.expires_at,
         },
-    })
+    };
+    Ok((principal, record))
 }
 
 /// "180 days", "12 hours": lifetimes as people say them.

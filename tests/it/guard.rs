@@ -270,7 +270,7 @@ async fn limits_refuse_deep_aliased_and_oversized_requests(b: Backend) {
     let cookie = app.sign_in_admin().await;
     // Depth: ofType nests as deep as one likes.
     let mut inner = String::from("name");
-    for _ in 0..12 {
+    for _ in 0..16 {
         inner = format!("ofType {{ {inner} }}");
     }
     let deep = format!("{{ __schema {{ types {{ fields {{ type {{ {inner} }} }} }} }} }}");

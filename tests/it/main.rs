@@ -5,5 +5,6 @@ mod support;
 
 mod binary;
 mod guard;
+mod oauth;
 mod sign_in;
 mod tokens;

@@ -1,0 +1,252 @@
+//! The service-account service: machine clients with a client id and secret.
+//!
+//! Each account is backed by a `users` row with role `service` and the same id,
+//! so its tokens are ordinary tokens (same table, guard, revocation), and
+//! disabling the backing user refuses all of them at once.
+
+use chrono::Utc;
+use entity::{service_account, user};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set, TransactionTrait,
+};
+
+use crate::app::App;
+use crate::audit::{self, Event};
+use crate::auth::secret::{ct_eq, sha256, Secret};
+use crate::auth::{Principal, Role, ScopeSet};
+use crate::error::{AppError, AppResult};
+use crate::tokens;
+
+/// Default lifetime of a client-credentials token: 8 hours.
+pub const DEFAULT_LIFETIME_SECS: i64 = 28_800;
+/// Shortest lifetime accepted.
+pub const MIN_LIFETIME_SECS: i64 = 60;
+
+/// What `createServiceAccount` asks for.
+#[derive(Debug)]
+pub struct NewServiceAccount {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub access_token_lifetime: i64,
+    pub single_active_token: bool,
+}
+
+fn new_client_id() -> String {
+    format!("tgc_{}", &Secret::random().expose()[..22])
+}
+
+/// Creates an account and returns it with its secret, shown this once.
+pub async fn create(
+    app: &App,
+    principal: &Principal,
+    req: NewServiceAccount,
+    ip: Option<&str>,
+) -> AppResult<(service_account::Model, Secret)> {
+    let name = req.name.trim().to_owned();
+    if name.is_empty()
+        || name.chars().count() > tokens::MAX_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(AppError::BadInput(format!(
+            "give the service account a name of 1 to {} printable characters",
+            tokens::MAX_NAME_LEN
+        )));
+    }
+    let scopes = tokens::resolve_scopes(Some(&req.scopes), principal.scopes)?;
+    let max = app.config.max_token_lifetime.as_secs() as i64;
+    if req.access_token_lifetime < MIN_LIFETIME_SECS || req.access_token_lifetime > max {
+        return Err(AppError::BadInput(format!(
+            "accessTokenLifetime must be between {MIN_LIFETIME_SECS} and {max} seconds"
+        )));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let client_id = new_client_id();
+    let secret = Secret::random();
+    let now = Utc::now();
+    let backing = user::ActiveModel {
+        id: Set(id.clone()),
+        email: Set(format!("{client_id}@clients.tokengate.invalid")),
+        // Not a PHC string: no password can ever match.
+        password_hash: Set("!".into()),
+        role: Set(Role::Service.as_str().into()),
+        created_at: Set(now),
+        disabled_at: Set(None),
+    };
+    let account = service_account::ActiveModel {
+        user_id: Set(id),
+        name: Set(name),
+        client_id: Set(client_id),
+        secret_digest: Set(secret.digest().to_vec()),
+        scopes: Set(scopes.to_space_separated()),
+        access_token_lifetime: Set(req.access_token_lifetime),
+        single_active_token: Set(req.single_active_token),
+        created_at: Set(now),
+        created_by: Set(Some(principal.user_id.clone())),
+        disabled_at: Set(None),
+    };
+    let account = app
+        .db
+        .transaction::<_, _, AppError>(|txn| {
+            Box::pin(async move {
+                backing.insert(txn).await?;
+                Ok(account.insert(txn).await?)
+            })
+        })
+        .await?;
+    audit::record(
+        &app.db,
+        Event {
+            actor_id: Some(&principal.user_id),
+            action: "service_account_created",
+            subject: Some(&account.user_id),
+            ip,
+            detail: Some(serde_json::json!({ "name": account.name, "client_id": account.client_id, "scopes": account.scopes })),
+        },
+    )
+    .await;
+    Ok((account, secret))
+}
+
+pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<service_account::Model>> {
+    Ok(service_account::Entity::find()
+        .order_by_asc(service_account::Column::CreatedAt)
+        .all(db)
+        .await?)
+}
+
+pub async fn get(db: &DatabaseConnection, id: &str) -> AppResult<service_account::Model> {
+    service_account::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no service account with id `{id}`; list them with serviceAccounts"
+            ))
+        })
+}
+
+/// Replaces the secret; the old one stops working at once.
+pub async fn rotate_secret(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+    ip: Option<&str>,
+) -> AppResult<(service_account::Model, Secret)> {
+    let account = get(&app.db, id).await?;
+    let secret = Secret::random();
+    let mut active: service_account::ActiveModel = account.into();
+    active.secret_digest = Set(secret.digest().to_vec());
+    let account = active.update(&app.db).await?;
+    audit::record(
+        &app.db,
+        Event {
+            actor_id: Some(&principal.user_id),
+            action: "service_account_secret_rotated",
+            subject: Some(&account.user_id),
+            ip,
+            detail: None,
+        },
+    )
+    .await;
+    Ok((account, secret))
+}
+
+/// Disables the account: its secret stops working and all its tokens are refused.
+pub async fn disable(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+    ip: Option<&str>,
+) -> AppResult<service_account::Model> {
+    let account = get(&app.db, id).await?;
+    if account.disabled_at.is_some() {
+        return Ok(account);
+    }
+    let now = Utc::now();
+    let user_id = account.user_id.clone();
+    let mut active: service_account::ActiveModel = account.into();
+    active.disabled_at = Set(Some(now));
+    let account = app
+        .db
+        .transaction::<_, _, AppError>(move |txn| {
+            Box::pin(async move {
+                let account = active.update(txn).await?;
+                let owner = user::Entity::find_by_id(user_id).one(txn).await?;
+                if let Some(owner) = owner {
+                    let mut owner: user::ActiveModel = owner.into();
+                    owner.disabled_at = Set(Some(now));
+                    owner.update(txn).await?;
+                }
+                Ok(account)
+            })
+        })
+        .await?;
+    app.on_user_disabled(&account.user_id);
+    audit::record(
+        &app.db,
+        Event {
+            actor_id: Some(&principal.user_id),
+            action: "service_account_disabled",
+            subject: Some(&account.user_id),
+            ip,
+            detail: None,
+        },
+    )
+    .await;
+    Ok(account)
+}
+
+/// Authenticates a client by id and secret. Unknown ids, wrong secrets and
+/// disabled accounts fail alike; failures are throttled and audited.
+pub async fn authenticate_client(
+    app: &App,
+    client_id: &str,
+    secret: &Secret,
+    ip: &str,
+) -> AppResult<service_account::Model> {
+    if let Some(retry_after) = app.client_throttle.check(client_id, ip) {
+        return Err(AppError::Throttled { retry_after });
+    }
+    let account = service_account::Entity::find()
+        .filter(sea_orm::ColumnTrait::eq(
+            &service_account::Column::ClientId,
+            client_id,
+        ))
+        .one(&app.db)
+        .await?;
+    let presented = secret.digest();
+    // Compare against something even for an unknown id, so timing says nothing.
+    let stored = account
+        .as_ref()
+        .map(|a| a.secret_digest.clone())
+        .unwrap_or_else(|| sha256(b"").to_vec());
+    let ok = ct_eq(&presented, &stored);
+    match account {
+        Some(a) if ok && a.disabled_at.is_none() => {
+            app.client_throttle.succeed(client_id);
+            Ok(a)
+        }
+        a => {
+            app.client_throttle.fail(client_id, ip);
+            audit::record(
+                &app.db,
+                Event {
+                    action: "client_auth_failed",
+                    subject: a.as_ref().map(|a| a.user_id.as_str()),
+                    ip: Some(ip),
+                    detail: Some(serde_json::json!({ "client_id": client_id })),
+                    ..Default::default()
+                },
+            )
+            .await;
+            Err(AppError::InvalidCredentials)
+        }
+    }
+}
+
+/// The scopes an account may be granted.
+pub fn allowed_scopes(account: &service_account::Model) -> AppResult<ScopeSet> {
+    ScopeSet::parse_space_separated(&account.scopes).map_err(AppError::internal)
+}
+
+use sea_orm::QueryFilter;
