@@ -60,13 +60,16 @@ async function fetcher(params, opts) {
 
 // GraphiQL keeps its tabs and history in localStorage. Headers are left out of
 // the tabs (shouldPersistHeaders is off, and its setting hidden), but history
-// entries carry them, so an Authorization header would leave a token on disk:
-// this storage drops `headers` from everything GraphiQL writes.
+// entries carry them, so an Authorization header would leave a token on disk;
+// tabs also keep the last response, which holds the token after
+// updateAccessToken. This storage drops `headers` and `response` from
+// everything GraphiQL writes.
+const NOT_STORED = new Set(['headers', 'response']);
 function withoutHeaders(value) {
   if (Array.isArray(value)) return value.map(withoutHeaders);
   if (value && typeof value === 'object') {
     const copy = {};
-    for (const [k, v] of Object.entries(value)) if (k !== 'headers') copy[k] = withoutHeaders(v);
+    for (const [k, v] of Object.entries(value)) if (!NOT_STORED.has(k)) copy[k] = withoutHeaders(v);
     return copy;
   }
   return value;

@@ -378,6 +378,21 @@ describe('playground', () => {
     assert.equal(stored.includes(meOnly), false, 'no token in localStorage');
 
     await setEditor(page, HEADERS_EDITOR, '');
+
+    // The seed flow in the playground: the issued token is shown, but the stored
+    // tabs keep no response, so it never reaches disk.
+    const exp2 = Math.floor(Date.now() / 1000) + 600;
+    const made = await runInPlayground(
+      page,
+      `mutation { updateAccessToken(expirationTime: ${exp2}, name: "from-playground", scopes: ["me:read"]) { sessionJwt } }`,
+      'sessionJwt',
+    );
+    const shown = made.data.updateAccessToken.sessionJwt;
+    assert.ok(shown.length > 100);
+    await page.waitForTimeout(1000);
+    const storedAfter = await page.evaluate(() => JSON.stringify(localStorage));
+    assert.equal(storedAfter.includes(shown), false, 'no issued token in localStorage');
+
     await runInPlayground(page, '{\n  me {\n    email\n    role\n  }\n}', ADMIN_EMAIL);
     await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
     await page.locator('.graphiql-doc-explorer').getByText('AccessToken', { exact: true }).first().waitFor();
