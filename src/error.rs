@@ -103,11 +103,16 @@ impl AppError {
         }
     }
 
-    /// The message a client may see.
-    fn public_message(&self) -> String {
+    /// Logs the detail of an internal error (clients only ever see "internal error").
+    pub fn log_if_internal(&self) {
         if let AppError::Internal(detail) = self {
             tracing::error!(error = %detail, "internal error");
         }
+    }
+
+    /// The message a client may see; logs internal detail on the way out.
+    fn public_message(&self) -> String {
+        self.log_if_internal();
         self.to_string()
     }
 

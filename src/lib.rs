@@ -13,6 +13,7 @@ pub mod error;
 pub mod graphql;
 pub mod metrics;
 pub mod oauth;
+pub mod request;
 pub mod service_accounts;
 pub mod telemetry;
 pub mod tokens;

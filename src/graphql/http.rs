@@ -14,16 +14,9 @@ use super::RequestMeta;
 use crate::app::AppState;
 use crate::auth::guard;
 use crate::error::AppError;
+use crate::request::{self, content_type_is};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-}
 
 fn wants_graphql_response(headers: &HeaderMap) -> bool {
     headers
@@ -78,7 +71,7 @@ pub async fn post(
         Ok((p, _via)) => p,
         Err(e) => return e.into_response(),
     };
-    if !is_json(&headers) {
+    if !content_type_is(&headers, request::JSON) {
         return AppError::UnsupportedMediaType("POST /api takes Content-Type: application/json")
             .into_response();
     }

@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::auth::secret::Secret;
 use crate::auth::{Credential, ScopeSet};
 use crate::error::AppError;
+use crate::request::{self, content_type_is};
 use crate::service_accounts;
 use crate::tokens::{self, Grant, Mint};
 
@@ -74,7 +75,7 @@ impl From<AppError> for OAuthError {
             AppError::BadInput(m) => OAuthError::new("invalid_request", m),
             other => {
                 let status = other.status();
-                let _ = other.graphql_body(); // logs internal detail
+                other.log_if_internal();
                 OAuthError {
                     status,
                     error: "server_error",
@@ -118,14 +119,7 @@ type Form = HashMap<String, String>;
 
 /// Parses a form body; a parameter given twice is an error (RFC 6749 §3.2).
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let form_type = content_type_is(headers, request::FORM);
     if !form_type {
         return Err(OAuthError::new(
             "invalid_request",
@@ -421,7 +415,7 @@ pub async fn revoke(
                     .map(|c| c.user_id.as_str())
                     .unwrap_or(record.user_id.as_str())
                     .to_owned();
-                tokens::revoke_by_id_as(&app, &record.id, Some(&actor), Some(&ip)).await?;
+                tokens::revoke_record(&app, record, Some(&actor), Some(&ip)).await?;
             }
         }
         Ok::<_, OAuthError>(no_store(StatusCode::OK.into_response()))

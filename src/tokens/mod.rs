@@ -427,21 +427,6 @@ pub async fn revoke(
     revoke_record(app, token, Some(&principal.user_id), ip).await
 }
 
-/// Revokes a token by id with no ownership check, on behalf of `actor_id`
-/// (the OAuth revocation endpoint, after its own checks).
-pub async fn revoke_by_id_as(
-    app: &App,
-    id: &str,
-    actor_id: Option<&str>,
-    ip: Option<&str>,
-) -> AppResult<access_token::Model> {
-    let token = access_token::Entity::find_by_id(id)
-        .one(&app.db)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no access token with id `{id}`")))?;
-    revoke_record(app, token, actor_id, ip).await
-}
-
 /// Revokes a token by id with no ownership check (the CLI, run by an operator).
 pub async fn revoke_by_id(app: &App, id: &str) -> AppResult<access_token::Model> {
     let token = access_token::Entity::find_by_id(id)
@@ -451,7 +436,9 @@ pub async fn revoke_by_id(app: &App, id: &str) -> AppResult<access_token::Model>
     revoke_record(app, token, None, None).await
 }
 
-async fn revoke_record(
+/// Revokes a token already found and authorised by the caller (the OAuth
+/// revocation endpoint, after its own checks), on behalf of `actor_id`.
+pub async fn revoke_record(
     app: &App,
     token: access_token::Model,
     actor_id: Option<&str>,

@@ -23,6 +23,7 @@ use crate::auth::principal::Principal;
 use crate::auth::secret::Secret;
 use crate::auth::sessions::{self, COOKIE_NAME};
 use crate::error::AppError;
+use crate::request::{self, content_type_is};
 use crate::users;
 
 /// The policy of every page: own-origin resources only, no inline script, no framing.
@@ -140,14 +141,6 @@ struct LoginForm {
     next: Option<String>,
 }
 
-fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime))
-}
-
 /// Refuses a browser request whose `Origin` is another site (login CSRF).
 fn cross_site(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -189,16 +182,13 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let is_form = content_type_is(&headers, "application/x-www-form-urlencoded");
+    let is_form = content_type_is(&headers, request::FORM);
     if cross_site(&headers) {
         return json_error(StatusCode::FORBIDDEN, "cross_site_request", None);
     }
     let form: LoginForm = if is_form {
-        match serde_urlencoded_like(&body) {
-            Some(f) => f,
-            None => return json_error(StatusCode::BAD_REQUEST, "invalid_request", None),
-        }
-    } else if content_type_is(&headers, "application/json") {
+        parse_login_form(&body)
+    } else if content_type_is(&headers, request::JSON) {
         match serde_json::from_slice(&body) {
             Ok(f) => f,
             Err(_) => return json_error(StatusCode::BAD_REQUEST, "invalid_request", None),
@@ -277,13 +267,11 @@ pub async fn login(
 }
 
 fn other_error(e: &AppError) -> Response {
-    if let AppError::Internal(detail) = e {
-        tracing::error!(error = %detail, "sign-in failed");
-    }
+    e.log_if_internal();
     json_error(e.status(), "server_error", None)
 }
 
-fn serde_urlencoded_like(body: &[u8]) -> Option<LoginForm> {
+fn parse_login_form(body: &[u8]) -> LoginForm {
     let mut form = LoginForm {
         email: String::new(),
         password: String::new(),
@@ -297,7 +285,7 @@ fn serde_urlencoded_like(body: &[u8]) -> Option<LoginForm> {
             _ => {}
         }
     }
-    Some(form)
+    form
 }
 
 /// `POST /auth/logout`: deletes the session row and clears the cookie.
@@ -330,7 +318,7 @@ pub async fn logout(
         }
     }
     let clear = session_cookie_header(&app, "", 0);
-    if content_type_is(&headers, "application/x-www-form-urlencoded") {
+    if content_type_is(&headers, request::FORM) {
         (
             StatusCode::SEE_OTHER,
             [

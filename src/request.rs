@@ -1,0 +1,16 @@
+//! Small helpers for reading HTTP requests, shared by every handler.
+
+use axum::http::{header, HeaderMap};
+
+/// Whether the request's `Content-Type` is `mime` (parameters such as
+/// `charset` ignored, case-insensitive).
+pub fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime))
+}
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+pub const JSON: &str = "application/json";
