@@ -15,6 +15,7 @@ use sea_orm::DatabaseConnection;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::cache::{CredentialCache, Kind};
 use crate::auth::keys::KeyRing;
 use crate::auth::throttle::SignInThrottle;
 use crate::config::Config;
@@ -42,18 +43,30 @@ pub struct App {
     /// Failed client authentications at the OAuth endpoints.
     pub client_throttle: SignInThrottle,
     pub last_used: LastUsed,
+    /// Verified credentials seen recently (digest → principal).
+    pub credentials: CredentialCache,
     pub metrics: Metrics,
     pub schema: AppSchema,
 }
 
 impl App {
     /// Called after any revocation, so caches (and, later, other processes) learn of it.
-    pub fn on_token_revoked(&self, _token_id: &str) {
+    /// Called after a revocation commits: evicts the token here at once (other
+    /// processes learn of it from `auth::revocations`).
+    pub fn on_token_revoked(&self, digest: &[u8]) {
         self.metrics.tokens_revoked.fetch_add(1, Ordering::Relaxed);
+        self.credentials.evict(Kind::Token, digest);
     }
 
     /// Called after a user (or service account) is disabled.
-    pub fn on_user_disabled(&self, _user_id: &str) {}
+    pub fn on_user_disabled(&self, user_id: &str) {
+        self.credentials.evict_user(user_id);
+    }
+
+    /// Called after a sign-out commits.
+    pub fn on_session_ended(&self, digest: &[u8]) {
+        self.credentials.evict(Kind::Session, digest);
+    }
 }
 
 /// Cheaply clonable handle to the [`App`].
@@ -100,6 +113,7 @@ pub async fn build(
         throttle: SignInThrottle::default(),
         client_throttle: SignInThrottle::default(),
         last_used: LastUsed::default(),
+        credentials: CredentialCache::default(),
         metrics: Metrics::default(),
         schema: graphql::build_schema(),
         config,
@@ -161,7 +175,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    let body = app.metrics.render(app.last_used.writes());
+    let body = app.metrics.render(
+        app.last_used.writes(),
+        (app.credentials.hits(), app.credentials.misses()),
+    );
     (
         [(
             header::CONTENT_TYPE,
@@ -215,6 +232,7 @@ pub async fn start(
             }
         })
     };
+    let revocations = tokio::spawn(crate::auth::revocations::run(state.clone()));
     let app = router(state.clone());
     let final_state = state.clone();
     let handle = tokio::spawn(async move {
@@ -225,6 +243,7 @@ pub async fn start(
         .with_graceful_shutdown(shutdown)
         .await;
         flusher.abort();
+        revocations.abort();
         final_state.last_used.flush(&final_state.db, true).await;
         result
     });

@@ -57,6 +57,9 @@ pub struct ConfigArgs {
     /// How often batched last-used times are written.
     #[arg(long, env = "TOKENGATE_LAST_USED_FLUSH_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
     pub last_used_flush_interval: Option<Duration>,
+    /// How often other processes' revocations are polled for.
+    #[arg(long, env = "TOKENGATE_REVOCATION_POLL_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
+    pub revocation_poll_interval: Option<Duration>,
 }
 
 /// The TOML file's shape: the same names as the flags, with underscores.
@@ -72,6 +75,7 @@ struct FileConfig {
     secure_cookies: Option<bool>,
     log_format: Option<LogFormat>,
     last_used_flush_interval: Option<String>,
+    revocation_poll_interval: Option<String>,
 }
 
 /// Resolved settings.
@@ -88,6 +92,8 @@ pub struct Config {
     pub secure_cookies: Option<bool>,
     pub log_format: LogFormat,
     pub last_used_flush_interval: Duration,
+    /// How often other processes' revocations are polled for (PostgreSQL also notifies).
+    pub revocation_poll_interval: Duration,
     /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
@@ -106,6 +112,7 @@ impl Default for Config {
             secure_cookies: None,
             log_format: LogFormat::Text,
             last_used_flush_interval: Duration::from_secs(15),
+            revocation_poll_interval: Duration::from_millis(500),
             admin_email: None,
             admin_password: None,
         }
@@ -153,6 +160,10 @@ impl Config {
                 .last_used_flush_interval
                 .or(file_duration(&file.last_used_flush_interval)?)
                 .unwrap_or(d.last_used_flush_interval),
+            revocation_poll_interval: args
+                .revocation_poll_interval
+                .or(file_duration(&file.revocation_poll_interval)?)
+                .unwrap_or(d.revocation_poll_interval),
             admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
                 .ok()
                 .filter(|v| !v.is_empty()),

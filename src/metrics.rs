@@ -33,7 +33,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, last_used_writes: u64) -> String {
+    /// `cache` is (hits, misses) of the verified-credential cache.
+    pub fn render(&self, last_used_writes: u64, cache: (u64, u64)) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
@@ -79,6 +80,14 @@ impl Metrics {
             "tokengate_last_used_writes_total",
             "Rows written to record last-used times.",
             &[(String::new(), last_used_writes)],
+        );
+        counter(
+            "tokengate_credential_cache_total",
+            "Guard lookups in the verified-credential cache.",
+            &[
+                ("{result=\"hit\"}".into(), cache.0),
+                ("{result=\"miss\"}".into(), cache.1),
+            ],
         );
         out
     }

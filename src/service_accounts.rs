@@ -177,6 +177,7 @@ pub async fn disable(
                     owner.disabled_at = Set(Some(now));
                     owner.update(txn).await?;
                 }
+                crate::auth::revocations::notify(txn).await?;
                 Ok(account)
             })
         })

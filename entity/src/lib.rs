@@ -7,5 +7,6 @@ pub mod access_token;
 pub mod audit_event;
 pub mod service_account;
 pub mod session;
+pub mod session_end;
 pub mod signing_key;
 pub mod user;

@@ -9,6 +9,7 @@ mod m20261123_000004_create_signing_keys;
 mod m20261123_000005_create_access_tokens;
 mod m20261123_000006_create_service_accounts;
 mod m20261123_000007_add_grant_to_access_tokens;
+mod m20261123_000008_create_session_ends_and_revocation_indexes;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_access_tokens::Migration),
             Box::new(m20261123_000006_create_service_accounts::Migration),
             Box::new(m20261123_000007_add_grant_to_access_tokens::Migration),
+            Box::new(m20261123_000008_create_session_ends_and_revocation_indexes::Migration),
         ]
     }
 }

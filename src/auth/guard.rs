@@ -6,7 +6,9 @@
 
 use axum::http::{header, HeaderMap};
 
-use super::principal::Principal;
+use super::cache::Kind;
+use super::principal::{Credential, Principal};
+use super::secret::sha256;
 use super::sessions::{self, COOKIE_NAME};
 use crate::app::App;
 use crate::error::{AppError, AuthReason};
@@ -54,15 +56,43 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, AppError>> {
     Some(parsed.ok_or_else(malformed))
 }
 
+/// A Bearer token's principal: from the cache when seen before (one SHA-256,
+/// one lookup, no JWT decoding, no database), else fully verified and cached.
+pub async fn token_principal(app: &App, token: &str) -> Result<Principal, AppError> {
+    let digest = sha256(token.as_bytes());
+    if let Some(p) = app.credentials.get(Kind::Token, &digest) {
+        if let Some(id) = p.token_id() {
+            app.last_used.touch(id, chrono::Utc::now());
+        }
+        return Ok(p);
+    }
+    let p = tokens::authenticate(app, token).await?;
+    if let Credential::Token { expires_at, .. } = &p.credential {
+        app.credentials
+            .insert(Kind::Token, digest, p.clone(), *expires_at);
+    }
+    Ok(p)
+}
+
+/// A session cookie's principal, cached like tokens until the session expires.
+pub async fn session_principal(app: &App, value: &str) -> Result<Principal, AppError> {
+    let digest = sha256(value.as_bytes());
+    if let Some(p) = app.credentials.get(Kind::Session, &digest) {
+        return Ok(p);
+    }
+    let (p, expires_at) = sessions::authenticate(&app.db, value).await?;
+    app.credentials
+        .insert(Kind::Session, digest, p.clone(), Some(expires_at));
+    Ok(p)
+}
+
 /// Authenticates a request, counting refusals by reason.
 pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(Principal, Via), AppError> {
     let result = match bearer_token(headers) {
-        Some(Ok(token)) => tokens::authenticate(app, token)
-            .await
-            .map(|p| (p, Via::Bearer)),
+        Some(Ok(token)) => token_principal(app, token).await.map(|p| (p, Via::Bearer)),
         Some(Err(e)) => Err(e),
         None => match session_cookie(headers) {
-            Some(value) => sessions::authenticate(&app.db, value)
+            Some(value) => session_principal(app, value)
                 .await
                 .map(|p| (p, Via::Cookie)),
             None => Err(AppError::unauthenticated(

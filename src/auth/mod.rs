@@ -1,9 +1,11 @@
 //! Authentication: who is calling, proven how, allowed what.
 
+pub mod cache;
 pub mod guard;
 pub mod keys;
 pub mod password;
 pub mod principal;
+pub mod revocations;
 pub mod scopes;
 pub mod secret;
 pub mod sessions;

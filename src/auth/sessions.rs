@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use entity::{session, user};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set};
+use chrono::{DateTime, Utc};
+use entity::{session, session_end, user};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set, TransactionTrait,
+};
 
 use super::principal::{Credential, Principal, Role};
 use super::secret::Secret;
@@ -42,8 +44,11 @@ pub fn is_well_formed(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Resolves a cookie value to its principal.
-pub async fn authenticate(db: &DatabaseConnection, value: &str) -> Result<Principal, AppError> {
+/// Resolves a cookie value to its principal and the session's expiry.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    value: &str,
+) -> Result<(Principal, DateTime<Utc>), AppError> {
     if !is_well_formed(value) {
         return Err(AppError::unauthenticated(
             AuthReason::Malformed,
@@ -79,24 +84,41 @@ pub async fn authenticate(db: &DatabaseConnection, value: &str) -> Result<Princi
         ));
     }
     let role = Role::parse(&owner.role);
-    Ok(Principal {
+    let principal = Principal {
         user_id: owner.id,
         role,
         scopes: role.scopes(),
         credential: Credential::Session { digest },
-    })
+    };
+    Ok((principal, row.expires_at))
 }
 
-/// Ends a session (sign-out). Returns the user it belonged to, if any.
-pub async fn delete(db: &DatabaseConnection, value: &str) -> Result<Option<String>, AppError> {
+/// Ends a session (sign-out): deletes its row and leaves a marker other
+/// processes poll to evict it. Returns the user it belonged to and its digest.
+pub async fn delete(
+    db: &DatabaseConnection,
+    value: &str,
+) -> Result<Option<(String, Vec<u8>)>, AppError> {
     if !is_well_formed(value) {
         return Ok(None);
     }
     let digest = Secret::new(value).digest().to_vec();
-    let Some(row) = session::Entity::find_by_id(digest).one(db).await? else {
+    let Some(row) = session::Entity::find_by_id(digest.clone()).one(db).await? else {
         return Ok(None);
     };
     let user_id = row.user_id.clone();
-    row.delete(db).await?;
-    Ok(Some(user_id))
+    let marker = session_end::ActiveModel {
+        digest: Set(digest.clone()),
+        ended_at: Set(Utc::now()),
+    };
+    db.transaction::<_, _, AppError>(move |txn| {
+        Box::pin(async move {
+            row.delete(txn).await?;
+            marker.insert(txn).await?;
+            super::revocations::notify(txn).await?;
+            Ok(())
+        })
+    })
+    .await?;
+    Ok(Some((user_id, digest)))
 }

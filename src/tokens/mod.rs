@@ -293,8 +293,7 @@ pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
                 let replaced = if replace {
                     let same_name = Condition::all()
                         .add(access_token::Column::UserId.eq(owner))
-                        .add(access_token::Column::Name.eq(name))
-                        .add(access_token::Column::RevokedAt.is_null());
+                        .add(access_token::Column::Name.eq(name));
                     revoke_where(txn, same_name, now, by).await?
                 } else {
                     Vec::new()
@@ -304,9 +303,10 @@ pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
             })
         })
         .await?;
-    for old in &replaced {
-        app.on_token_revoked(old);
+    for (_, digest) in &replaced {
+        app.on_token_revoked(digest);
     }
+    let replaced: Vec<&str> = replaced.iter().map(|(id, _)| id.as_str()).collect();
     audit::record(
         &app.db,
         Event {
@@ -340,36 +340,46 @@ async fn revoke_where(
     filter: Condition,
     now: DateTime<Utc>,
     by: Option<String>,
-) -> Result<Vec<String>, sea_orm::DbErr> {
-    let mut revoked: Vec<String> = access_token::Entity::find()
-        .filter(filter.add(access_token::Column::RevokedAt.is_null()))
+) -> Result<Vec<(String, Vec<u8>)>, sea_orm::DbErr> {
+    use chrono::SubsecRound;
+    // Stored times have microsecond precision; match them exactly below.
+    let now = now.trunc_subsecs(6);
+    let revoke = |filter: Condition| {
+        access_token::Entity::update_many()
+            .col_expr(access_token::Column::RevokedAt, Expr::value(now))
+            .col_expr(access_token::Column::RevokedBy, Expr::value(by.clone()))
+            .filter(filter.add(access_token::Column::RevokedAt.is_null()))
+    };
+    let just_revoked = |filter: Condition| {
+        access_token::Entity::find().filter(filter.add(access_token::Column::RevokedAt.eq(now)))
+    };
+    // Write first, then read what was written: SQLite takes its write lock at the
+    // first statement instead of failing a read-to-write upgrade under load.
+    revoke(filter.clone()).exec(txn).await?;
+    let mut revoked: Vec<(String, Vec<u8>)> = just_revoked(filter)
         .all(txn)
         .await?
         .into_iter()
-        .map(|t| t.id)
+        .map(|t| (t.id, t.digest))
         .collect();
-    let mut frontier = revoked.clone();
+    let mut frontier: Vec<String> = revoked.iter().map(|(id, _)| id.clone()).collect();
     while !frontier.is_empty() {
-        let children: Vec<String> = access_token::Entity::find()
-            .filter(access_token::Column::ParentId.is_in(frontier.clone()))
-            .filter(access_token::Column::Grant.eq(Grant::TokenExchange.as_str()))
-            .filter(access_token::Column::RevokedAt.is_null())
+        let children = Condition::all()
+            .add(access_token::Column::ParentId.is_in(frontier))
+            .add(access_token::Column::Grant.eq(Grant::TokenExchange.as_str()));
+        revoke(children.clone()).exec(txn).await?;
+        let found: Vec<(String, Vec<u8>)> = just_revoked(children)
             .all(txn)
             .await?
             .into_iter()
-            .map(|t| t.id)
-            .filter(|id| !revoked.contains(id))
+            .filter(|t| !revoked.iter().any(|(id, _)| *id == t.id))
+            .map(|t| (t.id, t.digest))
             .collect();
-        revoked.extend(children.iter().cloned());
-        frontier = children;
+        frontier = found.iter().map(|(id, _)| id.clone()).collect();
+        revoked.extend(found);
     }
     if !revoked.is_empty() {
-        access_token::Entity::update_many()
-            .col_expr(access_token::Column::RevokedAt, Expr::value(now))
-            .col_expr(access_token::Column::RevokedBy, Expr::value(by))
-            .filter(access_token::Column::Id.is_in(revoked.clone()))
-            .exec(txn)
-            .await?;
+        crate::auth::revocations::notify(txn).await?;
     }
     Ok(revoked)
 }
@@ -465,9 +475,10 @@ pub async fn revoke_record(
             })
         })
         .await?;
-    for id in &revoked {
-        app.on_token_revoked(id);
+    for (_, digest) in &revoked {
+        app.on_token_revoked(digest);
     }
+    let revoked: Vec<&str> = revoked.iter().map(|(id, _)| id.as_str()).collect();
     let token = access_token::Entity::find_by_id(token.id.as_str())
         .one(&app.db)
         .await?

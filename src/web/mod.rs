@@ -299,7 +299,8 @@ pub async fn logout(
     }
     if let Some(value) = session_cookie(&headers) {
         match sessions::delete(&app.db, value).await {
-            Ok(Some(user_id)) => {
+            Ok(Some((user_id, digest))) => {
+                app.on_session_ended(&digest);
                 let ip = peer.ip().to_string();
                 audit::record(
                     &app.db,
@@ -347,7 +348,7 @@ pub(crate) async fn session_principal(
     let Some(value) = session_cookie(headers) else {
         return Ok(None);
     };
-    match sessions::authenticate(&app.db, value).await {
+    match crate::auth::guard::session_principal(app, value).await {
         Ok(p) => Ok(Some(p)),
         Err(AppError::Unauthenticated { .. }) => Ok(None),
         Err(e) => {

@@ -4,6 +4,7 @@
 mod support;
 
 mod binary;
+mod cache;
 mod guard;
 mod oauth;
 mod sign_in;

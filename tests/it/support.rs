@@ -105,6 +105,16 @@ impl TestDb {
         }
     }
 
+    /// Another handle on the same database that does not own it (for a second
+    /// server process sharing it).
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            dir: None,
+            pg_name: None,
+        }
+    }
+
     /// Drops a PostgreSQL database made for the test.
     pub async fn drop_database(&self) {
         if let Some(name) = &self.pg_name {
@@ -346,6 +356,20 @@ impl TestApp {
             p["sessionJwt"].as_str().unwrap().to_owned(),
             p["accessToken"]["id"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// Sends `{ me { id } }` until it is refused or `within` passes (a change made
+    /// by another process reaches this one's credential cache by polling);
+    /// returns the last answer and how long it took.
+    pub async fn refused_within(&self, auth: Auth<'_>, within: Duration) -> (Gql, Duration) {
+        let start = std::time::Instant::now();
+        loop {
+            let r = self.gql(auth, "{ me { id } }", json!({})).await;
+            if r.status == StatusCode::UNAUTHORIZED || start.elapsed() >= within {
+                return (r, start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the batched last-used writer has run at least once more.

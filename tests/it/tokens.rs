@@ -254,7 +254,11 @@ async fn token_of_a_disabled_user_is_refused(b: Backend) {
         .exec(app.conn())
         .await
         .unwrap();
-    let r = app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    // Disabled behind the server's back (as another process would): refused
+    // within a second, once the revocation poll sees it.
+    let (r, _) = app
+        .refused_within(Auth::Bearer(&token), Duration::from_secs(1))
+        .await;
     assert_eq!(
         (r.status, r.reason()),
         (StatusCode::UNAUTHORIZED, "revoked")

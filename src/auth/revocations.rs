@@ -1,0 +1,141 @@
+//! Revocation across processes. Every process caches verified credentials
+//! (`auth::cache`); a revocation, sign-out or disable made by another process (or
+//! the CLI, or by hand in SQL) must reach that cache within a second.
+//!
+//! Each process polls three indexed columns every [`POLL_INTERVAL`]: tokens
+//! revoked, users disabled and sessions ended since its last poll (minus
+//! [`OVERLAP`] for clock skew between writers; evicting twice is harmless). On
+//! PostgreSQL, writers also `NOTIFY tokengate_revocations` in the same
+//! transaction, and a listener wakes the poll at once; the timer remains as the
+//! catch-up for a missed notification or a dropped listener connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{access_token, session_end, user};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::Notify;
+
+use super::cache::Kind;
+use crate::app::AppState;
+
+/// The PostgreSQL channel revocations are announced on.
+pub const CHANNEL: &str = "tokengate_revocations";
+/// How far each poll looks back before the previous one.
+pub const OVERLAP: Duration = Duration::from_secs(5);
+/// How long ended-session markers are kept (sessions live far less).
+const SESSION_END_RETENTION: chrono::Duration = chrono::Duration::days(2);
+
+/// Announces a revocation to other processes (PostgreSQL; a no-op on SQLite,
+/// whose other processes rely on the poll). Call inside the revoking transaction
+/// so the notification is delivered on commit.
+pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared(&format!("NOTIFY {CHANNEL}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Polls once: evicts what was revoked, disabled or ended at or after `since`.
+pub async fn poll(app: &AppState, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+    let digests: Vec<Vec<u8>> = access_token::Entity::find()
+        .select_only()
+        .column(access_token::Column::Digest)
+        .filter(access_token::Column::RevokedAt.gte(since))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    for d in &digests {
+        app.credentials.evict(Kind::Token, d);
+    }
+    let users: Vec<String> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::DisabledAt.gte(since))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    for u in &users {
+        app.credentials.evict_user(u);
+    }
+    let sessions: Vec<Vec<u8>> = session_end::Entity::find()
+        .select_only()
+        .column(session_end::Column::Digest)
+        .filter(session_end::Column::EndedAt.gte(since))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    for d in &sessions {
+        app.credentials.evict(Kind::Session, d);
+    }
+    Ok(())
+}
+
+/// Deletes ended-session markers nobody needs any more.
+async fn prune(app: &AppState) -> Result<(), sea_orm::DbErr> {
+    session_end::Entity::delete_many()
+        .filter(session_end::Column::EndedAt.lt(Utc::now() - SESSION_END_RETENTION))
+        .exec(&app.db)
+        .await?;
+    Ok(())
+}
+
+/// Listens on PostgreSQL and wakes the poller on every notification; reconnects
+/// after a failure (the timer covers the gap).
+async fn listen(app: AppState, wake: Arc<Notify>) {
+    use sea_orm::sqlx::postgres::PgListener;
+    loop {
+        let pool = app.db.get_postgres_connection_pool();
+        let result: Result<(), sea_orm::sqlx::Error> = async {
+            let mut listener = PgListener::connect_with(pool).await?;
+            listener.listen(CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                wake.notify_one();
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "revocation listener lost its connection; retrying");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Runs the poller (and, on PostgreSQL, the listener) until the task is aborted.
+pub async fn run(app: AppState) {
+    let wake = Arc::new(Notify::new());
+    let _listener = (app.db.get_database_backend() == DbBackend::Postgres)
+        .then(|| AbortOnDrop(tokio::spawn(listen(app.clone(), wake.clone()))));
+    let overlap = chrono::Duration::from_std(OVERLAP).unwrap_or_default();
+    let mut last = Utc::now();
+    let mut polls: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(app.config.revocation_poll_interval) => {}
+            _ = wake.notified() => {}
+        }
+        let started = Utc::now();
+        match poll(&app, last - overlap).await {
+            Ok(()) => last = started,
+            Err(e) => tracing::warn!(error = %e, "revocation poll failed; retrying"),
+        }
+        polls += 1;
+        if polls % 10_000 == 1 {
+            if let Err(e) = prune(&app).await {
+                tracing::warn!(error = %e, "could not prune ended sessions");
+            }
+        }
+    }
+}
+
+/// Stops the listener when the poller is stopped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
