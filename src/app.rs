@@ -129,35 +129,46 @@ pub mod anyhow_like {
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/api", get(web::playground::api_get).post(graphql::http::post))
+    let routes = Router::new()
+        .route(
+            "/api",
+            get(web::playground::api_get).post(graphql::http::post),
+        )
         .route("/login", get(web::login_page))
         .route("/auth/login", post(web::login))
         .route("/auth/logout", post(web::logout))
         .route("/console", get(web::console::console))
         .route("/assets/{name}", get(web::assets::asset))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/revoke", post(oauth::revoke))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    with_layers(routes).with_state(state)
+}
+
+/// The layers every route runs under: body limit, request id, trace span.
+/// Public so the benchmark baseline runs under exactly the same plumbing.
+pub fn with_layers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http()
+        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+        .make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: query strings and headers may carry secrets.
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        });
+    routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(
-            TraceLayer::new_for_http()
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
-                .make_span_with(|req: &axum::http::Request<_>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // The path only: query strings and headers may carry secrets.
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(trace)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
 }
 
 async fn healthz() -> &'static str {

@@ -32,8 +32,13 @@ fn bad_request(message: String) -> Response {
 
 /// Runs an authenticated request and writes the response (GraphQL over HTTP:
 /// 200 with `application/json`; with `application/graphql-response+json`, 400
-/// when the request failed before execution).
-async fn execute(app: &AppState, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+/// when the request failed before execution). The principal must already be in
+/// the request's data.
+pub async fn execute(
+    app: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
     app.metrics.graphql_requests.fetch_add(1, Ordering::Relaxed);
     let mut response = app.schema.execute(request).await;
     null_failed_fields(&mut response);

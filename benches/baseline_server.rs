@@ -1,0 +1,87 @@
+//! The baseline for scripts/bench.sh: tokengate's own schema, layers and `/api`
+//! response path with NO guard — every request runs as the first administrator
+//! (an `Authorization` header, if sent, is ignored). Built only as a benchmark
+//! binary; the server never contains this route.
+//!
+//! Usage: `cargo bench --bench baseline_server -- ADDR DATABASE_URL`
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use tokengate::auth::{Credential, Principal, Role};
+use tokengate::graphql::RequestMeta;
+use tokengate::{AppState, Config};
+
+#[derive(Clone)]
+struct Baseline {
+    app: AppState,
+    principal: Principal,
+}
+
+async fn api(State(b): State<Baseline>, headers: HeaderMap, body: Bytes) -> Response {
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let request = request
+        .data(b.app.clone())
+        .data(b.principal.clone())
+        .data(RequestMeta {
+            ip: "127.0.0.1".into(),
+        });
+    tokengate::graphql::http::execute(&b.app, &headers, request).await
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let addr: SocketAddr = args
+        .first()
+        .map(|s| s.parse().expect("ADDR"))
+        .unwrap_or(([127, 0, 0, 1], 18090).into());
+    let database_url = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "sqlite://tokengate.db?mode=rwc".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let config = Config {
+            database_url,
+            ..Config::default()
+        };
+        let app = tokengate::app::build(config, addr, false)
+            .await
+            .expect("state");
+        let admin = tokengate::users::list(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|u| u.role == "admin")
+            .expect("an administrator exists (start tokengate once first)");
+        let principal = Principal {
+            user_id: admin.id,
+            role: Role::Admin,
+            scopes: Role::Admin.scopes(),
+            credential: Credential::Session { digest: [0; 32] },
+        };
+        let router = Router::new()
+            .route("/api", post(api))
+            .with_state(Baseline { app, principal });
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        println!(
+            "baseline listening on http://{}",
+            listener.local_addr().unwrap()
+        );
+        axum::serve(listener, router).await.unwrap();
+    });
+}
