@@ -8,13 +8,12 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use tokengate::auth::{Credential, Principal, Role};
-use tokengate::graphql::RequestMeta;
 use tokengate::{AppState, Config};
 
 #[derive(Clone)]
@@ -23,18 +22,14 @@ struct Baseline {
     principal: Principal,
 }
 
-async fn api(State(b): State<Baseline>, headers: HeaderMap, body: Bytes) -> Response {
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    };
-    let request = request
-        .data(b.app.clone())
-        .data(b.principal.clone())
-        .data(RequestMeta {
-            ip: "127.0.0.1".into(),
-        });
-    tokengate::graphql::http::execute(&b.app, &headers, request).await
+/// The server's `POST /api` with the guard step replaced by a fixed principal.
+async fn api(
+    State(b): State<Baseline>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    tokengate::graphql::http::post_as(&b.app, b.principal.clone(), peer, &headers, &body).await
 }
 
 fn main() {
@@ -50,6 +45,8 @@ fn main() {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "sqlite://tokengate.db?mode=rwc".into());
+    // The same logging set-up as the server (TOKENGATE_LOG decides the level).
+    tokengate::telemetry::init(tokengate::config::LogFormat::Text);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,14 +71,19 @@ fn main() {
             scopes: Role::Admin.scopes(),
             credential: Credential::Session { digest: [0; 32] },
         };
-        let router = Router::new()
-            .route("/api", post(api))
-            .with_state(Baseline { app, principal });
+        // The same layers and connection handling as the server; only the guard is missing.
+        let routes = Router::new().route("/api", post(api));
+        let router = tokengate::app::with_layers(routes).with_state(Baseline { app, principal });
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         println!(
             "baseline listening on http://{}",
             listener.local_addr().unwrap()
         );
-        axum::serve(listener, router).await.unwrap();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
 }

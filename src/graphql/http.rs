@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::RequestMeta;
 use crate::app::AppState;
-use crate::auth::guard;
+use crate::auth::{guard, Principal};
 use crate::error::AppError;
 use crate::request::{self, content_type_is};
 
@@ -76,18 +76,30 @@ pub async fn post(
         Ok((p, _via)) => p,
         Err(e) => return e.into_response(),
     };
-    if !content_type_is(&headers, request::JSON) {
+    post_as(&app, principal, peer, &headers, &body).await
+}
+
+/// Everything `POST /api` does after the guard: the JSON-only rule, parsing and
+/// execution as `principal`. (The benchmark baseline calls this directly.)
+pub async fn post_as(
+    app: &AppState,
+    principal: Principal,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if !content_type_is(headers, request::JSON) {
         return AppError::UnsupportedMediaType("POST /api takes Content-Type: application/json")
             .into_response();
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let request: async_graphql::Request = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("the body is not a GraphQL request: {e}")),
     };
     let request = request.data(app.clone()).data(principal).data(RequestMeta {
         ip: peer.ip().to_string(),
     });
-    execute(&app, &headers, request).await
+    execute(app, headers, request).await
 }
 
 /// `GET /api?query=…`: queries only; a mutation is refused with 405.
