@@ -24,10 +24,6 @@ use crate::metrics::Metrics;
 use crate::tokens::last_used::LastUsed;
 use crate::{db, oauth, users, web};
 
-/// How often signing keys are re-read, so a rotation by another process is
-/// picked up for signing and JWKS (verification reloads at once on a new kid).
-pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
-
 /// Largest request body accepted (SPEC §6).
 pub const BODY_LIMIT: usize = 1 << 20;
 
@@ -35,8 +31,6 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub struct App {
     pub db: DatabaseConnection,
     pub config: Config,
-    /// `iss` of tokens this server issues and accepts.
-    pub issuer: String,
     pub secure_cookies: bool,
     pub keys: KeyRing,
     pub throttle: SignInThrottle,
@@ -97,17 +91,16 @@ pub async fn build(
         )
         .await?;
     }
+    // The issuer belongs to the deployment: chosen on the first start, kept in
+    // the database, changed only by a configured `--issuer` that differs.
+    crate::auth::keys::choose_issuer(&db, config.issuer.as_deref(), &format!("http://{bound}"))
+        .await?;
     let verify_window = (!config.allow_non_expiring_tokens).then_some(config.max_token_lifetime);
     let keys = KeyRing::load(&db, verify_window).await?;
-    let issuer = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
     let secure_cookies = config.secure_cookies.unwrap_or(!bound.ip().is_loopback());
     crate::auth::password::warm_up().await;
     Ok(AppState(Arc::new(App {
         db,
-        issuer,
         secure_cookies,
         keys,
         throttle: SignInThrottle::default(),
@@ -244,6 +237,20 @@ pub async fn start(
         })
     };
     let revocations = tokio::spawn(crate::auth::revocations::run(state.clone()));
+    let key_reload = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.key_reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.keys.reload(&state.db).await {
+                    tracing::warn!(error = %e, "could not re-read the signing keys");
+                }
+            }
+        })
+    };
     let app = router(state.clone());
     let final_state = state.clone();
     let handle = tokio::spawn(async move {
@@ -255,6 +262,7 @@ pub async fn start(
         .await;
         flusher.abort();
         revocations.abort();
+        key_reload.abort();
         final_state.last_used.flush(&final_state.db, true).await;
         result
     });

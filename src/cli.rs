@@ -168,13 +168,15 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                 let d = humantime::parse_duration(&expires).map_err(|e| {
                     format!("--expires `{expires}` is not a duration like 30d or 12h: {e}")
                 })?;
-                Some(chrono::Utc::now().timestamp() + d.as_secs() as i64)
+                let secs = i64::try_from(d.as_secs()).ok();
+                let at = secs.and_then(|s| chrono::Utc::now().timestamp().checked_add(s));
+                Some(at.ok_or_else(|| format!("--expires `{expires}` is too long"))?)
             };
             let principal = crate::auth::Principal {
                 user_id: user.id.clone(),
                 role,
                 scopes: role.scopes(),
-                credential: crate::auth::Credential::Session { digest: [0; 32] },
+                credential: crate::auth::Credential::Operator,
             };
             let req = tokens::IssueRequest {
                 name,

@@ -60,6 +60,9 @@ pub struct ConfigArgs {
     /// How often other processes' revocations are polled for.
     #[arg(long, env = "TOKENGATE_REVOCATION_POLL_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
     pub revocation_poll_interval: Option<Duration>,
+    /// How often signing keys and issuers are re-read from the database.
+    #[arg(long, env = "TOKENGATE_KEY_RELOAD_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
+    pub key_reload_interval: Option<Duration>,
 }
 
 /// The TOML file's shape: the same names as the flags, with underscores.
@@ -76,6 +79,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     last_used_flush_interval: Option<String>,
     revocation_poll_interval: Option<String>,
+    key_reload_interval: Option<String>,
 }
 
 /// Resolved settings.
@@ -83,7 +87,8 @@ struct FileConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
-    /// `None` until the listener is bound (it derives from the bound address).
+    /// A configured issuer; `None` keeps the deployment's (chosen at its first
+    /// start as `http://<listen address>` and stored in the database).
     pub issuer: Option<String>,
     pub session_lifetime: Duration,
     pub max_token_lifetime: Duration,
@@ -94,6 +99,8 @@ pub struct Config {
     pub last_used_flush_interval: Duration,
     /// How often other processes' revocations are polled for (PostgreSQL also notifies).
     pub revocation_poll_interval: Duration,
+    /// How often signing keys and issuers are re-read (another process may rotate).
+    pub key_reload_interval: Duration,
     /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
@@ -113,6 +120,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             last_used_flush_interval: Duration::from_secs(15),
             revocation_poll_interval: Duration::from_millis(500),
+            key_reload_interval: Duration::from_secs(60),
             admin_email: None,
             admin_password: None,
         }
@@ -164,6 +172,10 @@ impl Config {
                 .revocation_poll_interval
                 .or(file_duration(&file.revocation_poll_interval)?)
                 .unwrap_or(d.revocation_poll_interval),
+            key_reload_interval: args
+                .key_reload_interval
+                .or(file_duration(&file.key_reload_interval)?)
+                .unwrap_or(d.key_reload_interval),
             admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -172,12 +184,78 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(Secret::new),
         };
-        if config.session_lifetime.is_zero() {
-            return Err("session lifetime must be longer than zero".into());
-        }
-        if config.max_token_lifetime.is_zero() {
-            return Err("maximum token lifetime must be longer than zero".into());
-        }
+        config.check()?;
         Ok(config)
     }
+
+    /// Refuses settings out of range, so no time arithmetic later can overflow,
+    /// and an issuer that is not an http(s) URL.
+    pub fn check(&self) -> Result<(), String> {
+        const DAY: u64 = 24 * 3600;
+        let bounds = [
+            (
+                "--session-lifetime",
+                self.session_lifetime,
+                Duration::from_secs(1),
+                Duration::from_secs(365 * DAY),
+            ),
+            (
+                "--max-token-lifetime",
+                self.max_token_lifetime,
+                Duration::from_secs(1),
+                Duration::from_secs(MAX_TOKEN_LIFETIME_DAYS * DAY),
+            ),
+            (
+                "--last-used-flush-interval",
+                self.last_used_flush_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(DAY),
+            ),
+            (
+                "--revocation-poll-interval",
+                self.revocation_poll_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(DAY),
+            ),
+            (
+                "--key-reload-interval",
+                self.key_reload_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(DAY),
+            ),
+        ];
+        for (flag, value, min, max) in bounds {
+            if value < min || value > max {
+                return Err(format!(
+                    "{flag} {} is out of range: give a duration from {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max),
+                ));
+            }
+        }
+        if let Some(issuer) = &self.issuer {
+            let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
+            if !scheme_ok || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!(
+                    "--issuer `{issuer}` is not an http(s) URL such as https://auth.example.com"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest `--max-token-lifetime` accepted (100 years).
+pub const MAX_TOKEN_LIFETIME_DAYS: u64 = 36_500;
+
+/// `t + d`, or `None` past the end of time (only reachable with durations that
+/// [`Config::check`] refuses, but never a panic).
+pub fn checked_after(
+    t: chrono::DateTime<chrono::Utc>,
+    d: Duration,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
 }

@@ -13,7 +13,7 @@ use sea_orm::{
 use crate::app::App;
 use crate::audit::{self, Event};
 use crate::auth::secret::{ct_eq, sha256, Secret};
-use crate::auth::{Principal, Role, ScopeSet};
+use crate::auth::{Credential, Principal, Role, ScopeSet};
 use crate::error::{AppError, AppResult};
 use crate::tokens;
 
@@ -248,6 +248,18 @@ pub async fn authenticate_client(
 /// The scopes an account may be granted.
 pub fn allowed_scopes(account: &service_account::Model) -> AppResult<ScopeSet> {
     ScopeSet::parse_space_separated(&account.scopes).map_err(AppError::internal)
+}
+
+/// The principal of a client that authenticated with its id and secret.
+pub fn client_principal(account: &service_account::Model) -> AppResult<Principal> {
+    Ok(Principal {
+        user_id: account.user_id.clone(),
+        role: Role::Service,
+        scopes: allowed_scopes(account)?,
+        credential: Credential::Client {
+            client_id: account.client_id.clone(),
+        },
+    })
 }
 
 use sea_orm::QueryFilter;

@@ -5,6 +5,7 @@
 
 pub mod access_token;
 pub mod audit_event;
+pub mod issuer;
 pub mod service_account;
 pub mod session;
 pub mod session_end;

@@ -1,6 +1,8 @@
-//! Signing keys: Ed25519 pairs kept in the `signing_keys` table so every process
-//! on one database shares them. The newest unretired key signs; every key still
-//! in its verification window verifies; `/.well-known/jwks.json` publishes them.
+//! The deployment's signing identity, shared by every process on one database:
+//! Ed25519 key pairs in the `signing_keys` table (the newest unretired key
+//! signs; every key still in its verification window verifies;
+//! `/.well-known/jwks.json` publishes them) and the issuers in the `issuers`
+//! table (the most recently chosen goes into new tokens; every one verifies).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -11,7 +13,7 @@ use base64::Engine;
 use chrono::Utc;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::SigningKey;
-use entity::signing_key;
+use entity::{issuer, signing_key};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -31,14 +33,19 @@ pub struct VerifyingKey {
 }
 
 struct Loaded {
+    /// `iss` of new tokens.
+    issuer: String,
+    /// Every issuer the deployment has had: tokens carrying any of them verify.
+    issuers: Vec<String>,
     active_kid: String,
     encoding: EncodingKey,
     verifying: HashMap<String, VerifyingKey>,
     loaded_at: Instant,
 }
 
-/// The keys this process signs and verifies with, reloaded from the database when
-/// a token names a kid it has not seen (another process rotated) and periodically.
+/// The keys and issuers this process signs and verifies with, reloaded from the
+/// database periodically and when a token names a kid or an issuer it has not
+/// seen (another process rotated or chose a new issuer).
 pub struct KeyRing {
     loaded: RwLock<Loaded>,
     /// How long a retired key keeps verifying (the longest a token can live),
@@ -78,10 +85,55 @@ pub async fn rotate(db: &DatabaseConnection) -> Result<String, AppError> {
     Ok(kid)
 }
 
+/// Records the deployment's issuer. On an empty table the configured issuer, or
+/// else `default` (`http://<listen address>` of this first start), becomes it;
+/// afterwards only a configured issuer that differs from the current one is
+/// recorded, as the new current one (earlier ones keep verifying).
+pub async fn choose_issuer(
+    db: &DatabaseConnection,
+    configured: Option<&str>,
+    default: &str,
+) -> Result<(), AppError> {
+    let current = issuer::Entity::find()
+        .order_by_desc(issuer::Column::ChosenAt)
+        .one(db)
+        .await?;
+    let chosen = match (configured, current) {
+        (Some(wanted), Some(current)) if wanted == current.issuer => return Ok(()),
+        (None, Some(_)) => return Ok(()),
+        (Some(wanted), _) => wanted,
+        (None, None) => default,
+    };
+    // Upsert: two processes starting at once may choose together; the later
+    // write simply becomes the current issuer, and both verify.
+    issuer::Entity::insert(issuer::ActiveModel {
+        issuer: Set(chosen.to_owned()),
+        chosen_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(issuer::Column::Issuer)
+            .update_column(issuer::Column::ChosenAt)
+            .to_owned(),
+    )
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
 async fn load(
     db: &DatabaseConnection,
     verify_window: Option<Duration>,
 ) -> Result<Loaded, AppError> {
+    let issuers: Vec<String> = issuer::Entity::find()
+        .order_by_desc(issuer::Column::ChosenAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| i.issuer)
+        .collect();
+    let current_issuer = issuers.first().cloned().ok_or_else(|| {
+        AppError::internal("the deployment has no issuer; choose_issuer runs first")
+    })?;
     let mut rows = signing_key::Entity::find()
         .order_by_desc(signing_key::Column::CreatedAt)
         .all(db)
@@ -105,9 +157,10 @@ async fn load(
         .filter(|r| r.algorithm == ALGORITHM)
         .filter(|r| match (r.retired_at, verify_window) {
             (None, _) | (Some(_), None) => true,
-            (Some(retired), Some(window)) => {
-                retired + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX) > now
-            }
+            (Some(retired), Some(window)) => chrono::Duration::from_std(window)
+                .ok()
+                .and_then(|w| retired.checked_add_signed(w))
+                .is_none_or(|until| until > now),
         })
         .map(|r| {
             let key = VerifyingKey {
@@ -118,6 +171,8 @@ async fn load(
         })
         .collect();
     Ok(Loaded {
+        issuer: current_issuer,
+        issuers,
         active_kid: active.kid.clone(),
         encoding: EncodingKey::from_ed_der(&active.private_key),
         verifying,
@@ -161,6 +216,24 @@ impl KeyRing {
             self.reload(db).await?;
         }
         Ok(())
+    }
+
+    /// `iss` for new tokens: the deployment's current issuer.
+    pub fn issuer(&self) -> String {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .issuer
+            .clone()
+    }
+
+    /// Every issuer whose tokens verify.
+    pub fn issuers(&self) -> Vec<String> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .issuers
+            .clone()
     }
 
     /// The signing kid and key.

@@ -1,5 +1,6 @@
 //! Authentication: who is calling, proven how, allowed what.
 
+pub mod authority;
 pub mod cache;
 pub mod guard;
 pub mod keys;
@@ -11,5 +12,6 @@ pub mod secret;
 pub mod sessions;
 pub mod throttle;
 
+pub use authority::{may_act_on_others_tokens, may_act_on_tokens, TokenAccess};
 pub use principal::{Credential, Principal, Role};
 pub use scopes::{Scope, ScopeSet};

@@ -54,6 +54,11 @@ pub enum Credential {
         id: String,
         expires_at: Option<DateTime<Utc>>,
     },
+    /// A service account's client id and secret, at the OAuth endpoints.
+    Client { client_id: String },
+    /// The operator at the command line, acting for the principal's user (the
+    /// shell already has the database, so no credential is asked for).
+    Operator,
 }
 
 /// An authenticated caller, put into each GraphQL request's data by the guard.
@@ -85,7 +90,7 @@ impl Principal {
     pub fn token_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::Token { id, .. } => Some(id),
-            Credential::Session { .. } => None,
+            Credential::Session { .. } | Credential::Client { .. } | Credential::Operator => None,
         }
     }
 }

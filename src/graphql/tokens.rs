@@ -7,7 +7,7 @@ use async_graphql::{Context, Object, ID};
 
 use super::types::{AccessToken, UpdateAccessTokenPayload};
 use super::{ip, principal, state, RequireScope};
-use crate::auth::Scope;
+use crate::auth::{may_act_on_tokens, Scope, TokenAccess};
 use crate::error::GqlResult;
 use crate::tokens::{self, IssueRequest};
 
@@ -22,23 +22,14 @@ impl TokenQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
-        #[graphql(desc = "Administrators: another user's or service account's tokens.")]
+        #[graphql(
+            desc = "Administrators with `users:read`: another user's or service account's tokens."
+        )]
         owner_id: Option<ID>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
-        let owner = match owner_id {
-            Some(id) if id.0 != p.user_id => {
-                if !p.is_admin() {
-                    return Err(crate::AppError::Forbidden {
-                        scope: Scope::UsersRead.as_str(),
-                    })
-                    .gql();
-                }
-                p.require_scope(Scope::UsersRead).gql()?;
-                id.0
-            }
-            _ => p.user_id.clone(),
-        };
+        let owner = owner_id.map_or_else(|| p.user_id.clone(), |id| id.0);
+        may_act_on_tokens(p, &owner, TokenAccess::Read).gql()?;
         let rows = tokens::list(
             &state(ctx).gql()?.db,
             &owner,
@@ -49,7 +40,8 @@ impl TokenQuery {
         Ok(rows.into_iter().map(AccessToken).collect())
     }
 
-    /// One of your tokens (administrators: anyone's); null when there is none.
+    /// One of your tokens (administrators with `users:read`: anyone's); null when
+    /// there is none you may read.
     #[graphql(guard = "RequireScope(Scope::TokensRead)")]
     async fn access_token(
         &self,
@@ -57,7 +49,7 @@ impl TokenQuery {
         id: ID,
     ) -> async_graphql::Result<Option<AccessToken>> {
         let p = principal(ctx).gql()?;
-        match tokens::get_visible(&state(ctx).gql()?.db, p, &id).await {
+        match tokens::get_visible(&state(ctx).gql()?.db, p, &id, TokenAccess::Read).await {
             Ok(t) => Ok(Some(AccessToken(t))),
             Err(crate::AppError::NotFound(_)) => Ok(None),
             Err(e) => Err(e).gql(),
@@ -102,8 +94,8 @@ impl TokenMutation {
         })
     }
 
-    /// Revokes one of your tokens (administrators: anyone's). The very next
-    /// request with it is refused.
+    /// Revokes one of your tokens (administrators with `users:write`: anyone's).
+    /// The very next request with it is refused.
     #[graphql(guard = "RequireScope(Scope::TokensWrite)")]
     async fn revoke_access_token(
         &self,

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{access_token, user};
 
 use super::{principal, state, RequireScope};
-use crate::auth::{Scope, ScopeSet};
-use crate::error::AppError;
+use crate::auth::{may_act_on_tokens, Scope, ScopeSet, TokenAccess};
 use crate::error::GqlResult;
 use crate::tokens;
 
@@ -69,14 +68,15 @@ impl User {
     async fn email(&self) -> &str {
         &self.0.email
     }
-    /// `admin` or `member`.
+    /// `admin`, `member`, or `service` for a service account's identity.
     async fn role(&self) -> &str {
         &self.0.role
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    /// This user's tokens, newest first (your own, or anyone's for an administrator).
+    /// This user's tokens, newest first (your own, or anyone's for an
+    /// administrator with `users:read`).
     #[graphql(guard = "RequireScope(Scope::TokensRead)")]
     async fn access_tokens(
         &self,
@@ -84,12 +84,7 @@ impl User {
         #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
-        if p.user_id != self.0.id && !p.is_admin() {
-            return Err(AppError::Forbidden {
-                scope: Scope::UsersRead.as_str(),
-            })
-            .gql();
-        }
+        may_act_on_tokens(p, &self.0.id, TokenAccess::Read).gql()?;
         let rows = tokens::list(
             &state(ctx).gql()?.db,
             &self.0.id,

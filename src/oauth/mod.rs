@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::auth::secret::Secret;
-use crate::auth::{Credential, ScopeSet};
+use crate::auth::{may_act_on_tokens, Credential, ScopeSet, TokenAccess};
 use crate::error::AppError;
 use crate::request::{self, content_type_is};
 use crate::service_accounts;
@@ -233,19 +233,15 @@ fn requested_scopes(form: &Form, allowed: ScopeSet) -> Result<ScopeSet, OAuthErr
     Ok(asked)
 }
 
-fn token_response(
-    token: &Secret,
-    expires_at: Option<chrono::DateTime<Utc>>,
-    scopes: ScopeSet,
-    exchange: bool,
-) -> Response {
+fn token_response(issued: &tokens::Issued, scopes: ScopeSet, exchange: bool) -> Response {
     let mut body = json!({
-        "access_token": token.expose(),
+        "access_token": issued.token.expose(),
         "token_type": "Bearer",
         "scope": scopes.to_space_separated(),
     });
-    if let Some(exp) = expires_at {
-        body["expires_in"] = json!((exp - Utc::now()).num_seconds().max(0));
+    if let Some(exp) = issued.record.expires_at {
+        // The token's lifetime exactly: `exp - iat` of its claims.
+        body["expires_in"] = json!(exp.timestamp() - issued.record.created_at.timestamp());
     }
     if exchange {
         body["issued_token_type"] = json!(TOKEN_TYPE_ACCESS_TOKEN);
@@ -287,7 +283,8 @@ async fn client_credentials_grant(
 ) -> Result<Response, OAuthError> {
     let account = authenticate_client(app, client_credentials(headers, form)?, ip).await?;
     let scopes = requested_scopes(form, service_accounts::allowed_scopes(&account)?)?;
-    let expires_at = Utc::now() + chrono::Duration::seconds(account.access_token_lifetime);
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(account.access_token_lifetime);
     // One shared name rotates (single active token); a unique one accumulates.
     let name = if account.single_active_token {
         "client_credentials".to_owned()
@@ -297,6 +294,7 @@ async fn client_credentials_grant(
     let issued = tokens::mint(
         app,
         Mint {
+            issued_at: now,
             owner_id: &account.user_id,
             name: &name,
             scopes,
@@ -310,12 +308,7 @@ async fn client_credentials_grant(
         },
     )
     .await?;
-    Ok(token_response(
-        &issued.token,
-        issued.record.expires_at,
-        scopes,
-        false,
-    ))
+    Ok(token_response(&issued, scopes, false))
 }
 
 async fn token_exchange_grant(
@@ -351,7 +344,8 @@ async fn token_exchange_grant(
     }
     let (parent, record) = tokens::check(app, subject).await?;
     let scopes = requested_scopes(form, parent.scopes)?;
-    let mut expires_at = Utc::now() + chrono::Duration::seconds(EXCHANGE_LIFETIME_SECS);
+    let now = Utc::now();
+    let mut expires_at = now + chrono::Duration::seconds(EXCHANGE_LIFETIME_SECS);
     if let Credential::Token {
         expires_at: Some(parent_exp),
         ..
@@ -363,6 +357,7 @@ async fn token_exchange_grant(
     let issued = tokens::mint(
         app,
         Mint {
+            issued_at: now,
             owner_id: &parent.user_id,
             name: &name,
             scopes,
@@ -376,12 +371,7 @@ async fn token_exchange_grant(
         },
     )
     .await?;
-    Ok(token_response(
-        &issued.token,
-        issued.record.expires_at,
-        scopes,
-        true,
-    ))
+    Ok(token_response(&issued, scopes, true))
 }
 
 /// `POST /oauth2/revoke` (RFC 7009). With client authentication, a client may
@@ -404,18 +394,16 @@ pub async fn revoke(
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new("invalid_request", "token is required"))?;
-        if let Ok((_, record)) = tokens::check(&app, token).await {
-            let allowed = match &client {
-                Some(c) => record.client_id.as_deref() == Some(c.client_id.as_str()),
-                None => true,
+        if let Ok((holder, record)) = tokens::check(&app, token).await {
+            // An authenticated client acts as itself; without one, the token's
+            // holder does (holding it is the authority to end it).
+            let actor = match &client {
+                Some(c) => service_accounts::client_principal(c)?,
+                None => holder,
             };
-            if allowed {
-                let actor = client
-                    .as_ref()
-                    .map(|c| c.user_id.as_str())
-                    .unwrap_or(record.user_id.as_str())
-                    .to_owned();
-                tokens::revoke_record(&app, record, Some(&actor), Some(&ip)).await?;
+            // A token the actor may not revoke answers 200 all the same (RFC 7009 §2.2).
+            if may_act_on_tokens(&actor, &record.user_id, TokenAccess::Write).is_ok() {
+                tokens::revoke_record(&app, record, Some(&actor.user_id), Some(&ip)).await?;
             }
         }
         Ok::<_, OAuthError>(no_store(StatusCode::OK.into_response()))
@@ -434,19 +422,22 @@ pub async fn introspect(
     let ip = peer.ip().to_string();
     let result = async {
         let form = parse_form(&headers, &body)?;
-        authenticate_client(&app, client_credentials(&headers, &form)?, &ip).await?;
+        let client = authenticate_client(&app, client_credentials(&headers, &form)?, &ip).await?;
+        let client = service_accounts::client_principal(&client)?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new("invalid_request", "token is required"))?;
         let body = match tokens::check(&app, token).await {
-            Ok((principal, record)) => {
+            Ok((principal, record))
+                if may_act_on_tokens(&client, &record.user_id, TokenAccess::Introspect).is_ok() =>
+            {
                 let mut v = json!({
                     "active": true,
                     "sub": principal.user_id,
                     "scope": principal.scopes.to_space_separated(),
                     "iat": record.created_at.timestamp(),
                     "jti": record.id,
-                    "iss": app.issuer,
+                    "iss": app.keys.issuer(),
                     "token_type": "Bearer",
                 });
                 if let Some(exp) = record.expires_at {
@@ -457,7 +448,7 @@ pub async fn introspect(
                 }
                 v
             }
-            Err(AppError::Unauthenticated { .. }) => json!({ "active": false }),
+            Ok(_) | Err(AppError::Unauthenticated { .. }) => json!({ "active": false }),
             Err(e) => return Err(e.into()),
         };
         Ok::<_, OAuthError>(no_store((StatusCode::OK, axum::Json(body)).into_response()))
@@ -468,7 +459,8 @@ pub async fn introspect(
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
 pub async fn metadata(State(app): State<AppState>) -> Response {
-    let iss = app.issuer.trim_end_matches('/');
+    let issuer = app.keys.issuer();
+    let iss = issuer.trim_end_matches('/');
     let auth_methods = json!(["client_secret_basic", "client_secret_post"]);
     let body: Value = json!({
         "issuer": iss,

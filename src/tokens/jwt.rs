@@ -122,27 +122,36 @@ pub async fn verify(app: &App, token: &str) -> AppResult<Claims> {
             })?
         }
     };
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.leeway = LEEWAY_SECS;
-    validation.set_issuer(&[&app.issuer]);
-    validation.set_required_spec_claims(&["iss", "sub"]);
-    validation.validate_exp = true;
-    validation.validate_aud = false;
-    let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| {
-        match e.kind() {
-            ErrorKind::InvalidSignature
-            | ErrorKind::InvalidAlgorithm
-            | ErrorKind::InvalidEddsaKey => refuse(
+    let decode = |issuers: &[String]| {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(issuers);
+        validation.set_required_spec_claims(&["iss", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+    };
+    let mut decoded = decode(&app.keys.issuers());
+    if matches!(&decoded, Err(e) if *e.kind() == ErrorKind::InvalidIssuer) {
+        // Another process may have recorded a new issuer for the deployment.
+        app.keys
+            .reload_if_older(&app.db, Duration::from_secs(1))
+            .await?;
+        decoded = decode(&app.keys.issuers());
+    }
+    let data = decoded.map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidEddsaKey => {
+            refuse(
                 AuthReason::BadSignature,
                 "the token signature does not verify",
-            ),
-            ErrorKind::ExpiredSignature => refuse(AuthReason::Expired, "the token has expired"),
-            ErrorKind::InvalidIssuer => refuse(
-                AuthReason::Unknown,
-                "the token was issued by another server",
-            ),
-            _ => refuse(AuthReason::Malformed, "the token claims cannot be read"),
+            )
         }
+        ErrorKind::ExpiredSignature => refuse(AuthReason::Expired, "the token has expired"),
+        ErrorKind::InvalidIssuer => refuse(
+            AuthReason::Unknown,
+            "the token was issued by another deployment",
+        ),
+        _ => refuse(AuthReason::Malformed, "the token claims cannot be read"),
     })?;
     Ok(data.claims)
 }

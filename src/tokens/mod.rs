@@ -15,7 +15,9 @@ use sea_orm::{
 use crate::app::App;
 use crate::audit::{self, Event};
 use crate::auth::secret::{ct_eq, Secret};
-use crate::auth::{Credential, Principal, Role, ScopeSet};
+use crate::auth::{
+    may_act_on_others_tokens, may_act_on_tokens, Credential, Principal, Role, ScopeSet, TokenAccess,
+};
 use crate::error::{AppError, AppResult, AuthReason};
 
 /// Longest token name accepted.
@@ -110,11 +112,11 @@ fn resolve_expiry(
     asked: Option<i64>,
     now: DateTime<Utc>,
 ) -> AppResult<Option<DateTime<Utc>>> {
-    let max = now
-        + chrono::Duration::from_std(app.config.max_token_lifetime).map_err(AppError::internal)?;
+    let max = crate::config::checked_after(now, app.config.max_token_lifetime)
+        .ok_or_else(|| AppError::internal("maximum token lifetime out of range"))?;
     let parent_expiry = match &principal.credential {
         Credential::Token { expires_at, .. } => *expires_at,
-        Credential::Session { .. } => None,
+        Credential::Session { .. } | Credential::Client { .. } | Credential::Operator => None,
     };
     let Some(secs) = asked else {
         if !app.config.allow_non_expiring_tokens {
@@ -175,11 +177,8 @@ pub async fn issue(
     let (owner_id, held, client_id) = match &req.service_account_id {
         None => (principal.user_id.clone(), principal.scopes, None),
         Some(id) => {
-            if !principal.is_admin() {
-                return Err(AppError::Forbidden {
-                    scope: crate::auth::Scope::UsersWrite.as_str(),
-                });
-            }
+            // Decided before the account is looked up: no existence leak.
+            may_act_on_others_tokens(principal, TokenAccess::Write)?;
             let account = crate::service_accounts::get(&app.db, id).await?;
             if account.disabled_at.is_some() {
                 return Err(AppError::BadInput(format!(
@@ -200,6 +199,7 @@ pub async fn issue(
     mint(
         app,
         Mint {
+            issued_at: now,
             owner_id: &owner_id,
             name: &name,
             scopes,
@@ -238,6 +238,8 @@ impl Grant {
 /// A token whose policy checks have passed, ready to sign and store.
 #[derive(Debug)]
 pub struct Mint<'a> {
+    /// `iat`, and the moment `expires_at` was worked out from.
+    pub issued_at: DateTime<Utc>,
     pub owner_id: &'a str,
     pub name: &'a str,
     pub scopes: ScopeSet,
@@ -253,10 +255,10 @@ pub struct Mint<'a> {
 
 /// Signs and stores a token.
 pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
-    let now = Utc::now();
+    let now = m.issued_at;
     let id = uuid::Uuid::now_v7().to_string();
     let claims = jwt::Claims::new(
-        &app.issuer,
+        &app.keys.issuer(),
         m.owner_id,
         &id,
         now,
@@ -384,12 +386,14 @@ async fn revoke_where(
     Ok(revoked)
 }
 
-/// Finds a token the principal may see: its own, or any for an administrator.
-/// Anything else is reported as not found.
+/// Finds a token the principal may act on by [`may_act_on_tokens`]. A token it
+/// may not even read is reported as not found (no existence leak); one it may
+/// read but not write, as FORBIDDEN naming the scope.
 pub async fn get_visible(
     db: &DatabaseConnection,
     principal: &Principal,
     id: &str,
+    access: TokenAccess,
 ) -> AppResult<access_token::Model> {
     let not_found = || {
         AppError::NotFound(format!(
@@ -400,9 +404,10 @@ pub async fn get_visible(
         .one(db)
         .await?
         .ok_or_else(not_found)?;
-    if token.user_id != principal.user_id && !principal.is_admin() {
+    if may_act_on_tokens(principal, &token.user_id, TokenAccess::Read).is_err() {
         return Err(not_found());
     }
+    may_act_on_tokens(principal, &token.user_id, access)?;
     Ok(token)
 }
 
@@ -433,7 +438,7 @@ pub async fn revoke(
     id: &str,
     ip: Option<&str>,
 ) -> AppResult<access_token::Model> {
-    let token = get_visible(&app.db, principal, id).await?;
+    let token = get_visible(&app.db, principal, id, TokenAccess::Write).await?;
     revoke_record(app, token, Some(&principal.user_id), ip).await
 }
 

@@ -127,6 +127,10 @@ async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets
         StatusCode::OK
     );
     let first_run = served.terminate();
+    assert!(
+        !first_run.contains('\u{1b}'),
+        "colour codes in logs written to a pipe: {first_run:?}"
+    );
     let password = first_run
         .lines()
         .find_map(|l| l.trim().strip_prefix("password: "))
@@ -280,7 +284,124 @@ async fn flags_beat_environment_beat_file() {
     assert!(err.contains("cannot read config file"), "{err}");
 }
 
-both_backends!(cli_manages_users_tokens_and_keys);
+#[test]
+fn durations_out_of_range_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let file = dir.path().join("tokengate.toml");
+    std::fs::write(&file, "max_token_lifetime = \"10000000d\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    // (flags, environment, the setting the error must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (
+            &["--max-token-lifetime", "10000000d"],
+            &[],
+            "--max-token-lifetime",
+        ),
+        (
+            &["--session-lifetime", "10000000d"],
+            &[],
+            "--session-lifetime",
+        ),
+        (&["--session-lifetime", "0s"], &[], "--session-lifetime"),
+        (
+            &[],
+            &[("TOKENGATE_SESSION_LIFETIME", "100000y")],
+            "--session-lifetime",
+        ),
+        (&["--config", file], &[], "--max-token-lifetime"),
+    ];
+    for (args, envs, flag) in cases {
+        let (ok, _, err) = run(
+            &[&["--database-url", &url], args, &["migrate"]].concat(),
+            None,
+            envs,
+        );
+        assert!(!ok, "{args:?} {envs:?} was accepted");
+        assert!(
+            err.contains(flag) && err.contains("out of range"),
+            "{args:?} {envs:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Nothing was written: the refusal comes before the database is opened.
+    assert!(!dir.path().join("t.db").exists());
+    let (ok, _, err) = run(&["--issuer", "auth.example.com", "schema"], None, &[]);
+    assert!(!ok);
+    assert!(err.contains("not an http(s) URL"), "{err}");
+}
+
+both_backends!(
+    cli_manages_users_tokens_and_keys,
+    a_running_server_signs_with_a_key_rotated_from_the_cli,
+);
+
+/// `tokengate keys rotate` from the shell, and nothing else: the running server
+/// re-reads its keys on its own, then signs with the new one and publishes both.
+async fn a_running_server_signs_with_a_key_rotated_from_the_cli(b: Backend) {
+    let Some(app) = TestApp::start(b, |c| {
+        c.key_reload_interval = Duration::from_millis(200);
+    })
+    .await
+    else {
+        return;
+    };
+    let cookie = app.sign_in_admin().await;
+    let (old, _) = app.issue(Auth::Cookie(&cookie), "old", None, 3600).await;
+    let old_kid = kid_of(&old);
+    let (ok, out, err) = run(
+        &["--database-url", &app.db.url, "keys", "rotate"],
+        None,
+        &[],
+    );
+    assert!(ok, "{err}");
+    let new_kid = out
+        .strip_prefix("new signing key ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("kid in {out:?}"))
+        .to_owned();
+    assert_ne!(new_kid, old_kid);
+    let kids = || async {
+        let jwks: Value = app
+            .client
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // No request names the new kid: only the periodic reload can find it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !kids().await.contains(&new_kid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the JWKS never listed the rotated key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        kids().await.contains(&old_kid),
+        "the retired key still verifies"
+    );
+    let (new, _) = app.issue(Auth::Cookie(&cookie), "new", None, 3600).await;
+    assert_eq!(kid_of(&new), new_kid, "signs with the rotated key");
+    for token in [&old, &new] {
+        let r = app
+            .gql(Auth::Bearer(token), "{ me { email } }", json!({}))
+            .await;
+        assert_eq!(r.data()["me"]["email"], ADMIN_EMAIL);
+    }
+    app.finish().await;
+}
 
 async fn cli_manages_users_tokens_and_keys(b: Backend) {
     let Some(db) = TestDb::new(b).await else {
@@ -320,13 +441,11 @@ async fn cli_manages_users_tokens_and_keys(b: Backend) {
     assert!(!ok);
     assert!(err.contains("at least 12 characters"), "{err}");
 
-    // The server and the CLI agree on the issuer so CLI tokens verify.
-    let issuer = "http://tokengate.test";
-    let mut config = test_config(&url);
-    config.issuer = Some(issuer.into());
-    let app = TestApp::start_on(db, config).await;
-    let iss = ["--issuer", issuer, "--database-url", &url];
-    let cli = |args: &[&str]| run(&[&iss[..], args].concat(), None, &[]);
+    // Neither the server (on an ephemeral port) nor the CLI (default --listen)
+    // configures an issuer: both use the deployment's, so CLI tokens verify.
+    let app = TestApp::start_on(db, test_config(&url)).await;
+    let db_flag = ["--database-url", &url];
+    let cli = |args: &[&str]| run(&[&db_flag[..], args].concat(), None, &[]);
 
     let (ok, token, err) = cli(&[
         "token",

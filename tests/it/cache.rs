@@ -16,11 +16,11 @@ both_backends!(
     sign_out_and_disable_reach_another_process_within_a_second,
 );
 
-/// A second server on the same database with the same issuer.
+/// A second server on the same database (on its own port, with no issuer
+/// configured: the deployment's is in the database).
 async fn second_process(a: &TestApp, tweak: impl FnOnce(&mut tokengate::Config)) -> TestApp {
     let db = a.db.shared();
     let mut config = test_config(&a.db.url);
-    config.issuer = Some(a.state.issuer.clone());
     tweak(&mut config);
     TestApp::start_on(db, config).await
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod binary;
 mod cache;
+mod deployment;
 mod guard;
 mod oauth;
 mod sign_in;

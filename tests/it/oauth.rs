@@ -1,7 +1,5 @@
 //! Machine clients: service accounts and the OAuth 2.0 endpoints.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -85,14 +83,7 @@ async fn cc_token(
     post_form(app, "/oauth2/token", Some((&c.client_id, &c.secret)), &form).await
 }
 
-fn claims(token: &str) -> Value {
-    serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
-}
+use crate::support::jwt_claims as claims;
 
 async fn client_credentials_issues_a_working_token(b: Backend) {
     let Some(app) = TestApp::start(b, |_| {}).await else {
@@ -108,13 +99,15 @@ async fn client_credentials_issues_a_working_token(b: Backend) {
         body["scope"], "me:read tokens:read",
         "all allowed scopes when none asked"
     );
-    let expires_in = body["expires_in"].as_i64().unwrap();
-    assert!(
-        (28790..=28800).contains(&expires_in),
-        "8 hours by default: {expires_in}"
-    );
     let token = body["access_token"].as_str().unwrap();
     let cl = claims(token);
+    // The token's lifetime exactly, never a second short.
+    let expires_in = body["expires_in"].as_i64().unwrap();
+    assert_eq!(expires_in, 28800, "8 hours by default");
+    assert_eq!(
+        expires_in,
+        cl["exp"].as_i64().unwrap() - cl["iat"].as_i64().unwrap()
+    );
     assert_eq!(cl["client_id"], c.client_id.as_str());
     assert_eq!(cl["sub"], c.id.as_str());
     let r = app
@@ -440,12 +433,14 @@ async fn token_exchange_caps_scope_and_lifetime_and_dies_with_its_parent(b: Back
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
     assert_eq!(body["scope"], "me:read tokens:read");
-    let expires_in = body["expires_in"].as_i64().unwrap();
-    assert!(
-        (890..=900).contains(&expires_in),
-        "15 minutes: {expires_in}"
-    );
     let child = body["access_token"].as_str().unwrap().to_owned();
+    let expires_in = body["expires_in"].as_i64().unwrap();
+    assert_eq!(expires_in, 900, "15 minutes exactly");
+    let cl = claims(&child);
+    assert_eq!(
+        expires_in,
+        cl["exp"].as_i64().unwrap() - cl["iat"].as_i64().unwrap()
+    );
     assert_eq!(
         app.gql(Auth::Bearer(&child), "{ me { email } }", json!({}))
             .await
@@ -725,7 +720,7 @@ async fn metadata_lists_endpoints_and_capabilities(b: Backend) {
         .json()
         .await
         .unwrap();
-    let iss = app.state.issuer.clone();
+    let iss = app.state.keys.issuer();
     assert_eq!(meta["issuer"], iss.as_str());
     assert_eq!(meta["token_endpoint"], format!("{iss}/oauth2/token"));
     assert_eq!(meta["revocation_endpoint"], format!("{iss}/oauth2/revoke"));

@@ -263,9 +263,8 @@ impl TestApp {
             },
         );
         let mut config = self.config.clone();
+        // Another port: the deployment's issuer (in the database) stays.
         config.listen = "127.0.0.1:0".parse().unwrap();
-        // The issuer must stay the same for tokens to survive the restart.
-        config.issuer = Some(self.state.issuer.clone());
         TestApp::start_on(db, config).await
     }
 
@@ -415,4 +414,29 @@ pub async fn audit_actions(db: &DatabaseConnection) -> Vec<String> {
         .into_iter()
         .map(|e| e.action)
         .collect()
+}
+
+/// Part `n` of a JWT (0: header, 1: claims), decoded, without verifying it.
+fn jwt_part(token: &str, n: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(n).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// A JWT's header, unverified.
+pub fn jwt_header(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+/// A JWT's claims, unverified.
+pub fn jwt_claims(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+/// The `kid` a token was signed with.
+pub fn kid_of(token: &str) -> String {
+    jwt_header(token)["kid"].as_str().unwrap().to_owned()
 }

@@ -23,6 +23,7 @@ both_backends!(
     bad_input_is_refused_and_changes_nothing,
     non_expiring_tokens_only_when_configured,
     users_see_and_revoke_only_their_own_tokens,
+    acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes,
     tokens_and_keys_survive_a_restart,
     key_rotation_keeps_old_tokens_valid,
     jwks_publishes_the_verifying_keys,
@@ -77,7 +78,7 @@ async fn seed_flow_issue_use_revoke(b: Backend) {
     );
     assert!(header["kid"].is_string());
     assert_eq!(claims["jti"], id);
-    assert_eq!(claims["iss"], app.state.issuer.as_str());
+    assert_eq!(claims["iss"], app.state.keys.issuer().as_str());
     assert_eq!(claims["exp"], exp);
     assert_eq!(
         claims["scope"],
@@ -200,14 +201,22 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
         now + chrono::Duration::hours(1),
         &id,
     );
-    let expired = sign(&app.state.issuer, now - chrono::Duration::minutes(5), &id);
+    let expired = sign(
+        &app.state.keys.issuer(),
+        now - chrono::Duration::minutes(5),
+        &id,
+    );
     let unstored = sign(
-        &app.state.issuer,
+        &app.state.keys.issuer(),
         now + chrono::Duration::hours(1),
         "00000000-0000-7000-8000-000000000000",
     );
     // Same jti, valid signature, but not the token whose digest was stored.
-    let other_digest = sign(&app.state.issuer, now + chrono::Duration::minutes(30), &id);
+    let other_digest = sign(
+        &app.state.keys.issuer(),
+        now + chrono::Duration::minutes(30),
+        &id,
+    );
 
     for (label, forged, reason) in [
         ("alg none", none, "bad_signature"),
@@ -616,16 +625,6 @@ async fn tokens_and_keys_survive_a_restart(b: Backend) {
     app.finish().await;
 }
 
-fn kid_of(token: &str) -> String {
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
-
 async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
     let Some(app) = TestApp::start(b, |_| {}).await else {
         return;
@@ -703,7 +702,7 @@ async fn jwks_publishes_the_verifying_keys(b: Backend) {
     let decoding =
         jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
-    v.set_issuer(&[&app.state.issuer]);
+    v.set_issuer(&[app.state.keys.issuer()]);
     let data = jsonwebtoken::decode::<Value>(&token, &decoding, &v).unwrap();
     assert_eq!(data.claims["jti"].as_str(), Some(token_id.as_str()));
     app.finish().await;
@@ -855,5 +854,154 @@ async fn token_events_are_audited(b: Backend) {
         .as_deref()
         .unwrap()
         .contains("\"name\":\"a\""));
+    app.finish().await;
+}
+
+/// The one rule (SPEC §4, README "Whose tokens you can act on"): another
+/// owner's tokens need the admin role *and* `users:read` to read, `users:write`
+/// to revoke or to issue for a service account — in the credential in use.
+async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    let admin = app.sign_in_admin().await;
+    let member = app.member("grace@example.com").await;
+    let (member_token, member_id) = app.issue(Auth::Cookie(&member), "ci", None, 3600).await;
+    let member_user = app
+        .gql(Auth::Cookie(&member), "{ me { id } }", json!({}))
+        .await
+        .data()["me"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let robot = app
+        .gql(
+            Auth::Cookie(&admin),
+            "mutation { createServiceAccount(name: \"robot\", scopes: [\"me:read\"]) { serviceAccount { id } } }",
+            json!({}),
+        )
+        .await
+        .data()["createServiceAccount"]["serviceAccount"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let narrowed = |scopes: &'static [&'static str]| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            app.issue(
+                Auth::Cookie(&admin),
+                scopes.join("+").as_str(),
+                Some(scopes),
+                3600,
+            )
+            .await
+            .0
+        }
+    };
+    let read_one = "query($id: ID!) { accessToken(id: $id) { id } }";
+    let list_of = "query($o: ID) { accessTokens(ownerId: $o) { id } }";
+    let revoke = "mutation($id: ID!) { revokeAccessToken(id: $id) { status } }";
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let issue_for = &format!("mutation($sa: ID) {{ updateAccessToken(expirationTime: {exp}, name: \"robot\", serviceAccountId: $sa) {{ success }} }}");
+    let still_works = |token: String| {
+        let app = &app;
+        async move {
+            app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
+                .await
+                .status
+                == StatusCode::OK
+        }
+    };
+
+    // An administrator's token narrowed to tokens:* acts on its own tokens only.
+    let tokens_only = narrowed(&["me:read", "tokens:read", "tokens:write"]).await;
+    let t = Auth::Bearer(&tokens_only);
+    let r = app.gql(t, read_one, json!({ "id": member_id })).await;
+    assert_eq!(r.data()["accessToken"], Value::Null, "{}", r.body);
+    let r = app.gql(t, revoke, json!({ "id": member_id })).await;
+    assert_eq!(r.code(), "NOT_FOUND", "{}", r.body);
+    assert!(still_works(member_token.clone()).await);
+    let r = app.gql(t, list_of, json!({ "o": member_user })).await;
+    assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["requiredScope"],
+        "users:read"
+    );
+    let r = app.gql(t, issue_for.as_str(), json!({ "sa": robot })).await;
+    assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["requiredScope"],
+        "users:write"
+    );
+    let r = app
+        .gql(t, issue_for.as_str(), json!({ "sa": "no-such-account" }))
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN", "no existence leak: {}", r.body);
+
+    // With users:read it reads them, but revoking needs users:write.
+    let reader = narrowed(&["tokens:read", "tokens:write", "users:read"]).await;
+    let t = Auth::Bearer(&reader);
+    let r = app.gql(t, read_one, json!({ "id": member_id })).await;
+    assert_eq!(r.data()["accessToken"]["id"], member_id.as_str());
+    let r = app.gql(t, list_of, json!({ "o": member_user })).await;
+    assert_eq!(r.data()["accessTokens"][0]["id"], member_id.as_str());
+    let r = app.gql(t, revoke, json!({ "id": member_id })).await;
+    assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["requiredScope"],
+        "users:write"
+    );
+    assert!(still_works(member_token.clone()).await);
+
+    // A member never acts on another's tokens, whatever the scope.
+    let admin_token = narrowed(&["me:read"]).await;
+    let admin_token_id = app
+        .gql(
+            Auth::Cookie(&admin),
+            "{ accessTokens { id name } }",
+            json!({}),
+        )
+        .await
+        .data()["accessTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "me:read")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .gql(
+            Auth::Cookie(&member),
+            revoke,
+            json!({ "id": admin_token_id }),
+        )
+        .await;
+    assert_eq!(r.code(), "NOT_FOUND", "{}", r.body);
+    assert!(still_works(admin_token).await);
+    let r = app
+        .gql(
+            Auth::Cookie(&member),
+            issue_for.as_str(),
+            json!({ "sa": robot }),
+        )
+        .await;
+    assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
+
+    // With users:write too, it revokes and issues for the service account.
+    let writer = narrowed(&["tokens:read", "tokens:write", "users:read", "users:write"]).await;
+    let t = Auth::Bearer(&writer);
+    let r = app.gql(t, issue_for.as_str(), json!({ "sa": robot })).await;
+    assert_eq!(r.data()["updateAccessToken"]["success"], true, "{}", r.body);
+    let r = app.gql(t, revoke, json!({ "id": member_id })).await;
+    assert_eq!(
+        r.data()["revokeAccessToken"]["status"],
+        "REVOKED",
+        "{}",
+        r.body
+    );
+    assert!(!still_works(member_token).await);
     app.finish().await;
 }
