@@ -1,6 +1,7 @@
 //! GraphQL over HTTP at `/api`: the guard runs first, then the content-type and
 //! method rules, then execution.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
@@ -30,10 +31,13 @@ fn bad_request(message: String) -> Response {
     AppError::BadInput(message).into_response()
 }
 
-/// Runs an authenticated request and writes the response (GraphQL over HTTP:
-/// 200 with `application/json`; with `application/graphql-response+json`, 400
-/// when the request failed before execution). The principal must already be in
-/// the request's data.
+/// Runs an authenticated request and writes the response (GraphQL over HTTP).
+/// With `application/json`: always 200 and the whole GraphQL response. With
+/// `application/graphql-response+json`: a request that failed before execution
+/// (see [`is_request_error`]) answers 400 with `errors` and no `data` entry; one
+/// whose execution started answers 200 and keeps `data`, even when it is `null`
+/// because a non-null field failed. The principal must already be in the
+/// request's data.
 pub async fn execute(
     app: &AppState,
     headers: &HeaderMap,
@@ -41,14 +45,21 @@ pub async fn execute(
 ) -> Response {
     app.metrics.graphql_requests.fetch_add(1, Ordering::Relaxed);
     let mut response = app.schema.execute(request).await;
+    let request_error = is_request_error(&response);
     null_failed_fields(&mut response);
     let modern = wants_graphql_response(headers);
-    let status = if modern && response.data == async_graphql::Value::Null && response.is_err() {
-        StatusCode::BAD_REQUEST
+    let (status, body) = if modern && request_error {
+        (
+            StatusCode::BAD_REQUEST,
+            serde_json::to_vec(&RequestErrorBody {
+                errors: &response.errors,
+                extensions: &response.extensions,
+            }),
+        )
     } else {
-        StatusCode::OK
+        (StatusCode::OK, serde_json::to_vec(&response))
     };
-    let body = match serde_json::to_vec(&response) {
+    let body = match body {
         Ok(b) => b,
         Err(e) => return AppError::internal(e).into_response(),
     };
@@ -63,6 +74,27 @@ pub async fn execute(
         body,
     )
         .into_response()
+}
+
+/// Whether the request failed before execution began (a GraphQL "request
+/// error": the document did not parse, did not validate, its variables did not
+/// coerce, a limit refused it, or no operation could be selected). async-graphql
+/// answers those with `data: null` and errors that carry no `path`; an error
+/// raised while executing always carries the path of its field, so a response
+/// whose `data` is `null` because a non-null field failed is not one.
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The `application/graphql-response+json` body of a request error: GraphQL
+/// over HTTP says it must not contain a `data` entry.
+#[derive(serde::Serialize)]
+struct RequestErrorBody<'a> {
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, async_graphql::Value>,
 }
 
 /// `POST /api`: JSON only, so a cross-site form can never carry the cookie here.
@@ -182,5 +214,38 @@ fn insert_null(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{PathSegment, Response, ServerError, Value};
+
+    use super::is_request_error;
+
+    fn error(path: &[&str]) -> ServerError {
+        let mut e = ServerError::new("failed", None);
+        e.path = path
+            .iter()
+            .map(|f| PathSegment::Field((*f).to_owned()))
+            .collect();
+        e
+    }
+
+    #[test]
+    fn only_pathless_errors_without_data_are_request_errors() {
+        // Parse, validation, variable coercion: data null, no path.
+        assert!(is_request_error(&Response::from_errors(vec![error(&[])])));
+        // A non-null field failed during execution and nulled all of data.
+        assert!(!is_request_error(&Response::from_errors(vec![error(&[
+            "me", "email"
+        ])])));
+        // Data with a field error beside it.
+        let mut partial =
+            Response::new(Value::from_json(serde_json::json!({ "me": null })).unwrap());
+        partial.errors.push(error(&["me"]));
+        assert!(!is_request_error(&partial));
+        // Success.
+        assert!(!is_request_error(&Response::new(Value::Null)));
     }
 }

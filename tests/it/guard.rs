@@ -1,5 +1,6 @@
 //! The guard and the GraphQL endpoint's HTTP rules: 401 reasons and headers,
-//! Bearer over cookie, FORBIDDEN with requiredScope, CSRF, GET, limits.
+//! Bearer over cookie, FORBIDDEN with requiredScope, CSRF, GET, limits, the
+//! GraphQL-over-HTTP response media types.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -18,6 +19,7 @@ both_backends!(
     get_runs_queries_and_refuses_mutations,
     limits_refuse_deep_aliased_and_oversized_requests,
     introspection_needs_credentials,
+    request_errors_have_no_data_with_graphql_response_json,
     health_and_readiness,
 );
 
@@ -322,6 +324,99 @@ async fn introspection_needs_credentials(b: Backend) {
         )
         .await;
     assert_eq!(r.data()["__schema"]["queryType"]["name"], "Query");
+    app.finish().await;
+}
+
+/// POSTs `{"query", "variables"}` with the given `Accept`; returns the status,
+/// the Content-Type and the body.
+async fn post_accepting(
+    app: &TestApp,
+    auth: Auth<'_>,
+    accept: &str,
+    query: &str,
+    variables: Value,
+) -> (StatusCode, String, Value) {
+    let resp = with_auth(app.client.post(app.url("/api")), auth)
+        .header("accept", accept)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    (status, ctype, resp.json().await.unwrap())
+}
+
+async fn request_errors_have_no_data_with_graphql_response_json(b: Backend) {
+    let Some(app) = TestApp::start(b, |_| {}).await else {
+        return;
+    };
+    const MODERN: &str = "application/graphql-response+json";
+    let cookie = app.sign_in_admin().await;
+    let auth = Auth::Cookie(&cookie);
+    let failing_before_execution = [
+        ("syntax error", "{ me { id }", json!({})),
+        ("unknown field", "{ me { id } noSuchField }", json!({})),
+        (
+            "variable coercion",
+            "query($n: Int!) { me { id } }",
+            json!({ "n": null }),
+        ),
+    ];
+    for (what, query, variables) in failing_before_execution {
+        // GraphQL over HTTP, application/graphql-response+json: a request error
+        // is a 4xx and the body has no data entry.
+        let (status, ctype, body) =
+            post_accepting(&app, auth, MODERN, query, variables.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(ctype, MODERN, "{what}");
+        assert!(body.get("data").is_none(), "{what}: no data entry: {body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+        // application/json (legacy) is unchanged: 200 with data null and the errors.
+        let (status, ctype, body) =
+            post_accepting(&app, auth, "application/json", query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{what}: {body}");
+        assert_eq!(ctype, "application/json", "{what}");
+        assert_eq!(body.get("data"), Some(&Value::Null), "{what}: {body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+
+    // Execution started: a field error is not a request error; the response
+    // keeps its data entry (the failed field null) and is a 200.
+    let (token, _) = app.issue(auth, "me-only", Some(&["me:read"]), 3600).await;
+    for (query, data, path) in [
+        (
+            "{ me { email accessTokens { id } } }",
+            json!({ "me": { "email": ADMIN_EMAIL, "accessTokens": null } }),
+            json!(["me", "accessTokens"]),
+        ),
+        (
+            "{ accessTokens { id } }",
+            json!({ "accessTokens": null }),
+            json!(["accessTokens"]),
+        ),
+    ] {
+        let (status, ctype, body) =
+            post_accepting(&app, Auth::Bearer(&token), MODERN, query, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert_eq!(ctype, MODERN, "{query}");
+        assert_eq!(body.get("data"), Some(&data), "{query}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{query}"
+        );
+        assert_eq!(body["errors"][0]["path"], path, "{query}");
+    }
     app.finish().await;
 }
 
