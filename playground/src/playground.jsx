@@ -1,19 +1,20 @@
 // The GraphQL playground served at GET /api (bundled by build.mjs into dist/).
 // Everything it needs is in this bundle: no CDN, no external font.
-import React from 'react';
+import React, { useCallback, useMemo, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';
 import 'graphiql/graphiql.css';
 
 const ENDPOINT = '/api';
 
-const DEFAULT_QUERY = `# tokengate API playground.
-#
-# Requests carry your session cookie, so they run as you. To run one as a token
-# instead, open "Headers" below and put:
-#   { "Authorization": "Bearer <token>" }
-# Ctrl-Enter runs the query; Ctrl-Space completes; the book icon opens the docs.
+// The server tells whether this page was loaded with a session (no inline
+// script under the CSP: a data attribute). Signed out, a notice above the
+// editor (server-rendered) says so, and a token in the headers editor is the
+// only credential.
+const ROOT = document.getElementById('graphiql');
+const SIGNED_IN = ROOT.dataset.signedIn === 'true';
 
+const QUERY_BODY = `
 {
   me {
     email
@@ -21,6 +22,22 @@ const DEFAULT_QUERY = `# tokengate API playground.
   }
 }
 `;
+const DEFAULT_QUERY = SIGNED_IN
+  ? `# tokengate API playground.
+#
+# Requests carry your session cookie, so they run as you. To run one as a token
+# instead, open "Headers" below and put:
+#   { "Authorization": "Bearer <token>" }
+# Ctrl-Enter runs the query; Ctrl-Space completes; the book icon opens the docs.
+${QUERY_BODY}`
+  : `# tokengate API playground. Not signed in, so
+# requests carry no session. To run queries as
+# a token, open "Headers" below and put:
+#   { "Authorization": "Bearer <token>" }
+# The schema (completion, docs) then loads.
+# Or sign in (link above) to run them as you.
+# Ctrl-Enter runs; Ctrl-Space completes.
+${QUERY_BODY}`;
 
 // tokengate refuses documents nested deeper than 12 levels, and graphql-js's
 // standard introspection query nests its TypeRef fragment 8 `ofType`s deep
@@ -37,8 +54,8 @@ function withShallowTypeRef(query) {
 
 // POSTs to /api as JSON with the session cookie (credentials: "include"); the
 // headers editor's headers are added, so an Authorization header wins over the
-// cookie on the server.
-async function fetcher(params, opts) {
+// cookie on the server. Signed out, the header is the only credential.
+async function fetchApi(params, opts) {
   const headers = { accept: 'application/json' };
   for (const [name, value] of Object.entries((opts && opts.headers) || {})) {
     headers[name] = String(value);
@@ -95,14 +112,59 @@ const storage = {
   },
 };
 
+// The Authorization value in the headers editor's JSON once it looks like a
+// whole `Bearer <token>`; '' otherwise (no header, or JSON still being typed).
+function bearerIn(headersText) {
+  try {
+    const headers = JSON.parse(headersText || '{}');
+    if (headers && typeof headers === 'object') {
+      for (const [name, value] of Object.entries(headers)) {
+        if (name.toLowerCase() === 'authorization' && /^bearer\s+\S+$/i.test(String(value).trim())) {
+          return String(value).trim();
+        }
+      }
+    }
+  } catch {
+    // not JSON (yet)
+  }
+  return '';
+}
+
+// Signed in, GraphiQL introspects once on load with the cookie. Signed out
+// there is nothing to introspect with until a token is in the headers editor:
+// GraphiQL is told there is no schema (schema={null}, so it sends no request
+// bound to fail), and, as GraphiQL 3 introspects only on load, on a new
+// fetcher, or on the "Re-fetch GraphQL schema" button, each new Bearer value
+// gets a new fetcher, which makes GraphiQL introspect again with the headers
+// now in the editor. The value is kept in memory only, never stored.
+function usePlaygroundFetcher() {
+  const [bearer, setBearer] = useState('');
+  const timer = useRef(undefined);
+  // A new function for each new Bearer value (the value itself is not used:
+  // the headers reach the fetcher from GraphiQL, as for every request).
+  const fetcher = useMemo(() => (params, opts) => fetchApi(params, opts), [bearer]);
+  const onEditHeaders = useCallback((text) => {
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => {
+      const value = bearerIn(text);
+      if (value) setBearer(value);
+    }, 300);
+  }, []);
+  if (SIGNED_IN) return { fetcher: fetchApi };
+  return { fetcher, onEditHeaders, schema: bearer ? undefined : null };
+}
+
 function Playground() {
+  const { fetcher, onEditHeaders, schema } = usePlaygroundFetcher();
   return (
     <GraphiQL
       fetcher={fetcher}
+      schema={schema}
+      onEditHeaders={onEditHeaders}
       storage={storage}
       shouldPersistHeaders={false}
       defaultQuery={DEFAULT_QUERY}
-      defaultEditorToolsVisibility="variables"
+      defaultEditorToolsVisibility={SIGNED_IN ? 'variables' : 'headers'}
     >
       <GraphiQL.Logo>
         <a href="/console" className="tg-logo">tokengate</a>
@@ -111,4 +173,4 @@ function Playground() {
   );
 }
 
-createRoot(document.getElementById('graphiql')).render(<Playground />);
+createRoot(ROOT).render(<Playground />);

@@ -1,7 +1,9 @@
 //! `GET /api` for a browser: the offline GraphQL playground (GraphiQL, bundled
-//! from pinned npm packages in `playground/`), or a sign-in prompt. Requests
-//! with a `query` parameter, or that do not ask for HTML, are GraphQL requests
-//! and go to [`graphql::http::get`] unchanged.
+//! from pinned npm packages in `playground/`), served to everyone. Signed out,
+//! the page says so, with a sign-in link, and works with an `Authorization:
+//! Bearer` header from its headers editor. Requests with a `query` parameter, or
+//! that do not ask for HTML, are GraphQL requests and go to
+//! [`graphql::http::get`] unchanged.
 
 use std::net::SocketAddr;
 
@@ -55,25 +57,36 @@ pub async fn api_get(
 }
 
 async fn playground(app: &AppState, headers: &HeaderMap) -> Response {
-    let mut resp = match session_principal(app, headers).await {
-        Ok(Some(_)) => page_with_csp(StatusCode::OK, playground_html(), PLAYGROUND_CSP),
-        // Not signed in: a prompt, with the status (and challenge) the API would give.
-        Ok(None) => {
-            let mut resp = super::page(StatusCode::UNAUTHORIZED, signed_out_html());
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="tokengate""#),
-            );
-            resp
-        }
+    let signed_in = match session_principal(app, headers).await {
+        Ok(principal) => principal.is_some(),
         Err(resp) => return resp,
     };
+    // Served to everyone: a person holding only a token uses the headers
+    // editor. The page differs with the cookie (notice, sign-out button).
+    let mut resp = page_with_csp(StatusCode::OK, playground_html(signed_in), PLAYGROUND_CSP);
     resp.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept, Cookie"));
     resp
 }
 
-fn playground_html() -> String {
+/// The page around the bundle. `data-signed-in` on `#graphiql` tells the
+/// bundle whether requests carry a session (no inline script: the CSP has
+/// none). Signed out, a notice above the editor, rendered here so it shows
+/// without JavaScript, says how to go on: sign in, or send a token.
+fn playground_html(signed_in: bool) -> String {
+    let (account, notice) = if signed_in {
+        (
+            r#"
+<form method="post" action="/auth/logout"><button type="submit">Sign out</button></form>"#,
+            "",
+        )
+    } else {
+        (
+            "",
+            r#"
+<div class="tg-notice" id="signed-out-notice" role="status"><strong>Not signed in:</strong> <a id="sign-in-link" href="/login?next=/api">sign in</a>, or add an Authorization header to run queries as a token: under <em>Headers</em> below, <code>{"Authorization": "Bearer &lt;token&gt;"}</code>.</div>"#,
+        )
+    };
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -84,31 +97,14 @@ fn playground_html() -> String {
 <body class="playground">
 <header class="tg-bar">
 <a class="tg-brand" href="/console">tokengate</a>
-<nav aria-label="Site"><a href="/api" aria-current="page">API playground</a> <a href="/console">Tokens</a>
-<form method="post" action="/auth/logout"><button type="submit">Sign out</button></form></nav>
-</header>
-<main id="graphiql" aria-label="GraphQL playground"><p class="tg-loading">Loading the playground…</p></main>
+<nav aria-label="Site"><a href="/api" aria-current="page">API playground</a> <a href="/console">Tokens</a>{account}</nav>
+</header>{notice}
+<main id="graphiql" aria-label="GraphQL playground" data-signed-in="{signed_in}"><p class="tg-loading">Loading the playground…</p></main>
 <script src="{graphiql_js}" defer></script>
 </body></html>"#,
         graphiql_css = assets::url("playground.css"),
         page_css = assets::head_links("playground-page.css"),
         graphiql_js = assets::url("playground.js"),
-    )
-}
-
-fn signed_out_html() -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in to use the API playground · tokengate</title>{head}</head>
-<body><main class="narrow" id="signed-out">
-<h1>Sign in to use the API playground</h1>
-<p>The GraphQL playground runs queries as you, so it needs you signed in.</p>
-<p><a class="button" id="sign-in-link" href="/login?next=/api">Sign in</a></p>
-<p class="hint">Scripts do not need this page: send <code>POST /api</code> with
-<code>Authorization: Bearer &lt;token&gt;</code>.</p>
-</main></body></html>"#,
-        head = assets::head_links("style.css"),
     )
 }
 
@@ -133,5 +129,27 @@ mod tests {
         assert_ne!(PLAYGROUND_CSP, PAGE_CSP);
         assert!(PLAYGROUND_CSP.contains("frame-ancestors 'none'"));
         assert!(!PLAYGROUND_CSP.contains("script-src"));
+    }
+
+    #[test]
+    fn signed_out_page_has_the_notice_and_a_sign_in_link() {
+        let out = playground_html(false);
+        assert!(out.contains(r#"role="status""#));
+        assert!(out.contains("Not signed in:"));
+        assert!(out.contains(r#"href="/login?next=/api""#));
+        assert!(out.contains(r#"data-signed-in="false""#));
+        assert!(!out.contains("/auth/logout"));
+
+        let signed_in = playground_html(true);
+        assert!(!signed_in.contains("Not signed in"));
+        assert!(!signed_in.contains(r#"role="status""#));
+        assert!(signed_in.contains(r#"data-signed-in="true""#));
+        assert!(signed_in.contains(r#"action="/auth/logout""#));
+
+        // No inline script either way: the one script is the bundle.
+        for html in [out, signed_in] {
+            assert_eq!(html.matches("<script").count(), 1);
+            assert!(html.contains(r#"<script src="/assets/playground.js"#));
+        }
     }
 }

@@ -104,6 +104,35 @@ async function runInPlayground(page, query, expect) {
   return JSON.parse(await editorValue(page, RESPONSE));
 }
 
+/** The notice the playground shows above GraphiQL when signed out. */
+const signedOutNotice = (page) => page.getByRole('status').filter({ hasText: 'Not signed in' });
+
+/** Signs in over HTTP (node's fetch, not the browser) and returns the session cookie. */
+async function signInOverHttp() {
+  const res = await fetch(`${server.url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
+  });
+  assert.equal(res.status, 200);
+  const set = res.headers.getSetCookie().find((c) => c.startsWith('tokengate_session='));
+  assert.ok(set, 'sign-in sets the session cookie');
+  return set.split(';')[0];
+}
+
+/** A token of the administrator's, issued with the session cookie, with these scopes. */
+async function issueToken(cookie, name, scopes) {
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const issued = await api(
+    'mutation($exp: Int, $name: String, $scopes: [String!]) { updateAccessToken(expirationTime: $exp, name: $name, scopes: $scopes) { sessionJwt } }',
+    { cookie, variables: { exp, name, scopes } },
+  );
+  assert.equal(issued.status, 200);
+  const token = issued.body.data?.updateAccessToken?.sessionJwt;
+  assert.ok(token, 'a token was issued');
+  return token;
+}
+
 before(async () => {
   server = await startServer();
   browser = await chromium.launch({
@@ -120,15 +149,20 @@ after(async () => {
 });
 
 describe('signed out', () => {
-  it('/api in a browser shows a sign-in prompt, /console redirects to sign-in', async () => {
+  it('/api in a browser is the playground with a sign-in notice, /console redirects to sign-in', async () => {
     const context = await newContext();
     const page = await context.newPage();
     const res = await page.goto(`${server.url}/api`);
-    assert.equal(res.status(), 401);
+    assert.equal(res.status(), 200);
     assertPageHeaders(res.headers(), { noStore: true });
-    await page.getByRole('heading', { name: 'Sign in to use the API playground' }).waitFor();
-    const link = page.getByRole('link', { name: 'Sign in' });
+    assert.equal(res.headers().vary, 'Accept, Cookie');
+    assert.equal(res.headers()['www-authenticate'], undefined);
+    const notice = signedOutNotice(page);
+    await notice.waitFor();
+    const link = notice.getByRole('link', { name: 'sign in', exact: true });
     assert.equal(await link.getAttribute('href'), '/login?next=/api');
+    await page.locator(QUERY_EDITOR).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0, 'no sign-out button signed out');
 
     // The same URL for a script still answers GraphQL-style JSON.
     const plain = await fetch(`${server.url}/api`);
@@ -343,12 +377,7 @@ describe('playground', () => {
 
   it('runs a query under a Bearer token from the headers editor', async () => {
     const cookie = await sessionCookie(context);
-    const exp = Math.floor(Date.now() / 1000) + 3600;
-    const issued = await api(
-      'mutation($exp: Int) { updateAccessToken(expirationTime: $exp, name: "me-only", scopes: ["me:read"]) { sessionJwt } }',
-      { cookie, variables: { exp } },
-    );
-    const meOnly = issued.body.data.updateAccessToken.sessionJwt;
+    const meOnly = await issueToken(cookie, 'me-only', ['me:read']);
 
     // A browser-ish GET with ?query= is still GraphQL: queries run, mutations get 405.
     const html = { accept: 'text/html', cookie };
@@ -411,6 +440,73 @@ describe('playground at 400 px', () => {
     assert.equal(body.data.me.email, ADMIN_EMAIL);
     await page.locator('.graphiql-response').scrollIntoViewIfNeeded();
     assert.ok(await page.locator('.graphiql-response').isVisible());
+    await context.close();
+  });
+});
+
+describe('playground with a token and no session', () => {
+  it('runs { me { email } } under a Bearer header from the headers editor, no cookie sent', async () => {
+    // The token comes from outside the browser, as a colleague's or a service's would.
+    const token = await issueToken(await signInOverHttp(), 'pg', ['me:read']);
+
+    const context = await newContext();
+    const apiCalls = []; // every request the page made to /api
+    context.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api') apiCalls.push(r);
+    });
+    const page = await context.newPage();
+    const res = await page.goto(`${server.url}/api`);
+    assert.equal(res.status(), 200);
+    const notice = signedOutNotice(page);
+    await notice.waitFor();
+    assert.equal(await notice.getByRole('link', { name: 'sign in', exact: true }).getAttribute('href'), '/login?next=/api');
+    await page.locator(QUERY_EDITOR).waitFor();
+    // The notice sits above GraphiQL, in the page flow: it covers none of it.
+    const noticeBox = await notice.boundingBox();
+    const ideBox = await page.locator('#graphiql').boundingBox();
+    assert.ok(noticeBox.height > 0 && noticeBox.y + noticeBox.height <= ideBox.y + 1, 'the notice is above the editor');
+    // Signed out, the headers editor is the open tool.
+    await page.locator(HEADERS_EDITOR).waitFor();
+    await page.screenshot({ path: join(SCREENSHOTS, 'playground-signed-out.png') });
+
+    // No credential: the API's own 401, shown in the result pane.
+    const refused = await runInPlayground(page, '{ me { email } }', 'UNAUTHENTICATED');
+    assert.equal(refused.errors[0].extensions.reason, 'missing');
+
+    // The header in the headers editor: the schema loads with it (docs explorer) …
+    await setEditor(page, HEADERS_EDITOR, JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2));
+    await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
+    const docs = page.locator('.graphiql-doc-explorer');
+    await docs.getByRole('link', { name: 'Query', exact: true }).click();
+    await docs.getByText('accessTokens', { exact: true }).first().waitFor();
+
+    // … and queries run as the token: me:read answers, tokens:read is refused.
+    const me = await runInPlayground(page, '{ me { email } }', ADMIN_EMAIL);
+    assert.deepEqual(me, { data: { me: { email: ADMIN_EMAIL } } });
+    const list = await runInPlayground(page, '{ accessTokens { id } }', 'FORBIDDEN');
+    assert.equal(list.data.accessTokens, null);
+    assert.equal(list.errors[0].extensions.requiredScope, 'tokens:read');
+
+    // No request carried a cookie; the introspection and the queries carried the token.
+    assert.deepEqual(await context.cookies(server.url), []);
+    let withCookie = 0;
+    let introspections = 0;
+    let queries = 0;
+    for (const r of apiCalls) {
+      const headers = await r.allHeaders();
+      if ('cookie' in headers) withCookie++;
+      if (r.method() !== 'POST' || headers.authorization !== `Bearer ${token}`) continue;
+      if (r.postData().includes('__schema')) introspections++;
+      else queries++;
+    }
+    assert.equal(withCookie, 0, 'no request to /api carried a cookie');
+    assert.ok(introspections >= 1, 'the schema was fetched with the Authorization header');
+    assert.ok(queries >= 2, 'the queries were sent with the Authorization header');
+
+    // The token is nowhere in the browser's storage.
+    await page.waitForTimeout(1000);
+    const stored = await page.evaluate(() => JSON.stringify(localStorage));
+    assert.equal(stored.includes(token), false, 'no token in localStorage');
     await context.close();
   });
 });
