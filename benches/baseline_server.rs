@@ -13,12 +13,17 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
+use std::sync::Arc;
 use tokengate::auth::{Credential, Principal, Role};
-use tokengate::{AppState, Config};
+
+use tokengate::core::{Bootstrap, Core};
+use tokengate::graphql::AppSchema;
+use tokengate::Config;
 
 #[derive(Clone)]
 struct Baseline {
-    app: AppState,
+    core: Arc<Core>,
+    schema: AppSchema,
     principal: Principal,
 }
 
@@ -29,7 +34,15 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    tokengate::graphql::http::post_as(&b.app, b.principal.clone(), peer, &headers, &body).await
+    tokengate::graphql::http::post_as(
+        &b.core,
+        &b.schema,
+        b.principal.clone(),
+        peer,
+        &headers,
+        &body,
+    )
+    .await
 }
 
 fn main() {
@@ -56,10 +69,8 @@ fn main() {
             database_url,
             ..Config::default()
         };
-        let app = tokengate::app::build(config, addr, false)
-            .await
-            .expect("state");
-        let admin = tokengate::users::list(&app.db)
+        let core = Arc::new(Core::open(config, addr, Bootstrap::No).await.expect("core"));
+        let admin = tokengate::users::list(&core.db)
             .await
             .unwrap()
             .into_iter()
@@ -69,11 +80,15 @@ fn main() {
             user_id: admin.id,
             role: Role::Admin,
             scopes: Role::Admin.scopes(),
-            credential: Credential::Session { digest: [0; 32] },
+            credential: Credential::Operator,
         };
         // The same layers and connection handling as the server; only the guard is missing.
         let routes = Router::new().route("/api", post(api));
-        let router = tokengate::app::with_layers(routes).with_state(Baseline { app, principal });
+        let router = tokengate::app::with_layers(routes).with_state(Baseline {
+            core,
+            schema: tokengate::graphql::build_schema(),
+            principal,
+        });
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         println!(
             "baseline listening on http://{}",

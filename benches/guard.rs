@@ -10,12 +10,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokengate::auth::secret::Secret;
 use tokengate::auth::{guard, password, sessions, Credential, Principal, Role};
+use tokengate::core::{Bootstrap, Core};
 use tokengate::tokens::{self, IssueRequest};
-use tokengate::{AppState, Config};
+use tokengate::Config;
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
-    app: AppState,
+    app: Core,
     token: String,
     cookie: String,
     admin: Principal,
@@ -40,9 +41,13 @@ fn fixture() -> Fixture {
         ..Config::default()
     };
     let (app, token, cookie, admin, hash) = rt.block_on(async {
-        let app = tokengate::app::build(config, "127.0.0.1:8080".parse().unwrap(), true)
-            .await
-            .unwrap();
+        let app = Core::open(
+            config,
+            "127.0.0.1:8080".parse().unwrap(),
+            Bootstrap::FirstAdmin,
+        )
+        .await
+        .unwrap();
         let user = tokengate::users::find_by_email(&app.db, "ada@example.com")
             .await
             .unwrap()
@@ -51,7 +56,7 @@ fn fixture() -> Fixture {
             user_id: user.id.clone(),
             role: Role::Admin,
             scopes: Role::Admin.scopes(),
-            credential: Credential::Session { digest: [0; 32] },
+            credential: Credential::Operator,
         };
         let req = IssueRequest {
             name: "bench".into(),

@@ -6,10 +6,13 @@ use std::io::{BufRead, IsTerminal};
 use clap::{Parser, Subcommand};
 use sea_orm::DatabaseConnection;
 
-use crate::app::{self, anyhow_like::Result};
+use anyhow::{anyhow, bail, Result};
+
 use crate::auth::secret::Secret;
 use crate::auth::{Role, ScopeSet};
 use crate::config::{Config, ConfigArgs};
+use crate::core::{Bootstrap, Core};
+use crate::server;
 use crate::{db, graphql, telemetry, tokens, users};
 
 #[derive(Parser, Debug)]
@@ -94,7 +97,7 @@ fn read_password() -> Result<Secret> {
         let first = rpassword::prompt_password("Password: ")?;
         let again = rpassword::prompt_password("Again: ")?;
         if first != again {
-            return Err("the passwords differ".into());
+            bail!("the passwords differ");
         }
         first
     } else {
@@ -113,11 +116,11 @@ async fn connect(config: &Config) -> Result<DatabaseConnection> {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let config = Config::load(&cli.config)?;
+    let config = Config::load(&cli.config).map_err(|e| anyhow!(e))?;
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let running = app::start(config, app::shutdown_signal()).await?;
+            let running = server::start(config, server::shutdown_signal()).await?;
             println!("listening on http://{}", running.addr);
             tracing::info!(addr = %running.addr, "listening");
             running.handle.await??;
@@ -150,7 +153,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
     let listen = config.listen;
-    let state = app::build(config, listen, false).await?;
+    let core = Core::open(config, listen, Bootstrap::No).await?;
     match cmd {
         TokenCommand::Issue {
             email,
@@ -158,19 +161,19 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
             expires,
             scopes,
         } => {
-            let user = users::find_by_email(&state.db, &users::normalize_email(&email)?)
+            let user = users::find_by_email(&core.db, &users::normalize_email(&email)?)
                 .await?
-                .ok_or_else(|| format!("no user with email {email}"))?;
+                .ok_or_else(|| anyhow!("no user with email {email}"))?;
             let role = Role::parse(&user.role);
             let expiration_time = if expires == "never" {
                 None
             } else {
                 let d = humantime::parse_duration(&expires).map_err(|e| {
-                    format!("--expires `{expires}` is not a duration like 30d or 12h: {e}")
+                    anyhow!("--expires `{expires}` is not a duration like 30d or 12h: {e}")
                 })?;
                 let secs = i64::try_from(d.as_secs()).ok();
                 let at = secs.and_then(|s| chrono::Utc::now().timestamp().checked_add(s));
-                Some(at.ok_or_else(|| format!("--expires `{expires}` is too long"))?)
+                Some(at.ok_or_else(|| anyhow!("--expires `{expires}` is too long"))?)
             };
             let principal = crate::auth::Principal {
                 user_id: user.id.clone(),
@@ -184,7 +187,7 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 service_account_id: None,
             };
-            let issued = tokens::issue(&state, &principal, req, None).await?;
+            let issued = tokens::issue(&core, &principal, req, None).await?;
             eprintln!(
                 "issued token {} ({}) for {}, scopes: {}; it is shown once:",
                 issued.record.id, issued.record.name, user.email, issued.record.scopes
@@ -192,15 +195,15 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
             println!("{}", issued.token.expose());
         }
         TokenCommand::List { email, all } => {
-            let user = users::find_by_email(&state.db, &users::normalize_email(&email)?)
+            let user = users::find_by_email(&core.db, &users::normalize_email(&email)?)
                 .await?
-                .ok_or_else(|| format!("no user with email {email}"))?;
+                .ok_or_else(|| anyhow!("no user with email {email}"))?;
             let now = chrono::Utc::now();
             println!(
                 "{:<36}  {:<20}  {:<8}  {:<25}  SCOPES",
                 "ID", "NAME", "STATUS", "EXPIRES"
             );
-            for t in tokens::list(&state.db, &user.id, all).await? {
+            for t in tokens::list(&core.db, &user.id, all).await? {
                 let status = format!("{:?}", tokens::status(&t, now)).to_uppercase();
                 let expires = t
                     .expires_at
@@ -216,7 +219,7 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let t = tokens::revoke_by_id(&state, &id).await?;
+            let t = tokens::revoke_by_id(&core, &id).await?;
             println!("revoked {} ({})", t.id, t.name);
         }
     }

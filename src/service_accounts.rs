@@ -10,10 +10,10 @@ use sea_orm::{
     ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set, TransactionTrait,
 };
 
-use crate::app::App;
 use crate::audit::{self, Event};
 use crate::auth::secret::{ct_eq, sha256, Secret};
 use crate::auth::{Credential, Principal, Role, ScopeSet};
+use crate::core::Core;
 use crate::error::{AppError, AppResult};
 use crate::tokens;
 
@@ -37,7 +37,7 @@ fn new_client_id() -> String {
 
 /// Creates an account and returns it with its secret, shown this once.
 pub async fn create(
-    app: &App,
+    core: &Core,
     principal: &Principal,
     req: NewServiceAccount,
     ip: Option<&str>,
@@ -53,7 +53,7 @@ pub async fn create(
         )));
     }
     let scopes = tokens::resolve_scopes(Some(&req.scopes), principal.scopes)?;
-    let max = app.config.max_token_lifetime.as_secs() as i64;
+    let max = core.config.max_token_lifetime.as_secs() as i64;
     if req.access_token_lifetime < MIN_LIFETIME_SECS || req.access_token_lifetime > max {
         return Err(AppError::BadInput(format!(
             "accessTokenLifetime must be between {MIN_LIFETIME_SECS} and {max} seconds"
@@ -84,7 +84,7 @@ pub async fn create(
         created_by: Set(Some(principal.user_id.clone())),
         disabled_at: Set(None),
     };
-    let account = app
+    let account = core
         .db
         .transaction::<_, _, AppError>(|txn| {
             Box::pin(async move {
@@ -94,7 +94,7 @@ pub async fn create(
         })
         .await?;
     audit::record(
-        &app.db,
+        &core.db,
         Event {
             actor_id: Some(&principal.user_id),
             action: "service_account_created",
@@ -127,18 +127,18 @@ pub async fn get(db: &DatabaseConnection, id: &str) -> AppResult<service_account
 
 /// Replaces the secret; the old one stops working at once.
 pub async fn rotate_secret(
-    app: &App,
+    core: &Core,
     principal: &Principal,
     id: &str,
     ip: Option<&str>,
 ) -> AppResult<(service_account::Model, Secret)> {
-    let account = get(&app.db, id).await?;
+    let account = get(&core.db, id).await?;
     let secret = Secret::random();
     let mut active: service_account::ActiveModel = account.into();
     active.secret_digest = Set(secret.digest().to_vec());
-    let account = active.update(&app.db).await?;
+    let account = active.update(&core.db).await?;
     audit::record(
-        &app.db,
+        &core.db,
         Event {
             actor_id: Some(&principal.user_id),
             action: "service_account_secret_rotated",
@@ -153,12 +153,12 @@ pub async fn rotate_secret(
 
 /// Disables the account: its secret stops working and all its tokens are refused.
 pub async fn disable(
-    app: &App,
+    core: &Core,
     principal: &Principal,
     id: &str,
     ip: Option<&str>,
 ) -> AppResult<service_account::Model> {
-    let account = get(&app.db, id).await?;
+    let account = get(&core.db, id).await?;
     if account.disabled_at.is_some() {
         return Ok(account);
     }
@@ -166,7 +166,7 @@ pub async fn disable(
     let user_id = account.user_id.clone();
     let mut active: service_account::ActiveModel = account.into();
     active.disabled_at = Set(Some(now));
-    let account = app
+    let account = core
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
@@ -182,9 +182,9 @@ pub async fn disable(
             })
         })
         .await?;
-    app.on_user_disabled(&account.user_id);
+    core.on_user_disabled(&account.user_id);
     audit::record(
-        &app.db,
+        &core.db,
         Event {
             actor_id: Some(&principal.user_id),
             action: "service_account_disabled",
@@ -200,12 +200,12 @@ pub async fn disable(
 /// Authenticates a client by id and secret. Unknown ids, wrong secrets and
 /// disabled accounts fail alike; failures are throttled and audited.
 pub async fn authenticate_client(
-    app: &App,
+    core: &Core,
     client_id: &str,
     secret: &Secret,
     ip: &str,
 ) -> AppResult<service_account::Model> {
-    if let Some(retry_after) = app.client_throttle.check(client_id, ip) {
+    if let Some(retry_after) = core.client_throttle.check(client_id, ip) {
         return Err(AppError::Throttled { retry_after });
     }
     let account = service_account::Entity::find()
@@ -213,7 +213,7 @@ pub async fn authenticate_client(
             &service_account::Column::ClientId,
             client_id,
         ))
-        .one(&app.db)
+        .one(&core.db)
         .await?;
     let presented = secret.digest();
     // Compare against something even for an unknown id, so timing says nothing.
@@ -224,13 +224,13 @@ pub async fn authenticate_client(
     let ok = ct_eq(&presented, &stored);
     match account {
         Some(a) if ok && a.disabled_at.is_none() => {
-            app.client_throttle.succeed(client_id);
+            core.client_throttle.succeed(client_id);
             Ok(a)
         }
         a => {
-            app.client_throttle.fail(client_id, ip);
+            core.client_throttle.fail(client_id, ip);
             audit::record(
-                &app.db,
+                &core.db,
                 Event {
                     action: "client_auth_failed",
                     subject: a.as_ref().map(|a| a.user_id.as_str()),

@@ -10,16 +10,9 @@ use super::cache::Kind;
 use super::principal::{Credential, Principal};
 use super::secret::sha256;
 use super::sessions::{self, COOKIE_NAME};
-use crate::app::App;
+use crate::core::Core;
 use crate::error::{AppError, AuthReason};
 use crate::tokens;
-
-/// Where the credential came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    Bearer,
-    Cookie,
-}
 
 /// Reads the value of the session cookie, if sent.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
@@ -58,43 +51,41 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, AppError>> {
 
 /// A Bearer token's principal: from the cache when seen before (one SHA-256,
 /// one lookup, no JWT decoding, no database), else fully verified and cached.
-pub async fn token_principal(app: &App, token: &str) -> Result<Principal, AppError> {
+pub async fn token_principal(core: &Core, token: &str) -> Result<Principal, AppError> {
     let digest = sha256(token.as_bytes());
-    if let Some(p) = app.credentials.get(Kind::Token, &digest) {
+    if let Some(p) = core.credentials.get(Kind::Token, &digest) {
         if let Some(id) = p.token_id() {
-            app.last_used.touch(id, chrono::Utc::now());
+            core.last_used.touch(id, chrono::Utc::now());
         }
         return Ok(p);
     }
-    let p = tokens::authenticate(app, token).await?;
+    let p = tokens::authenticate(core, token).await?;
     if let Credential::Token { expires_at, .. } = &p.credential {
-        app.credentials
+        core.credentials
             .insert(Kind::Token, digest, p.clone(), *expires_at);
     }
     Ok(p)
 }
 
 /// A session cookie's principal, cached like tokens until the session expires.
-pub async fn session_principal(app: &App, value: &str) -> Result<Principal, AppError> {
+pub async fn session_principal(core: &Core, value: &str) -> Result<Principal, AppError> {
     let digest = sha256(value.as_bytes());
-    if let Some(p) = app.credentials.get(Kind::Session, &digest) {
+    if let Some(p) = core.credentials.get(Kind::Session, &digest) {
         return Ok(p);
     }
-    let (p, expires_at) = sessions::authenticate(&app.db, value).await?;
-    app.credentials
+    let (p, expires_at) = sessions::authenticate(&core.db, value).await?;
+    core.credentials
         .insert(Kind::Session, digest, p.clone(), Some(expires_at));
     Ok(p)
 }
 
 /// Authenticates a request, counting refusals by reason.
-pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(Principal, Via), AppError> {
+pub async fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Principal, AppError> {
     let result = match bearer_token(headers) {
-        Some(Ok(token)) => token_principal(app, token).await.map(|p| (p, Via::Bearer)),
+        Some(Ok(token)) => token_principal(core, token).await,
         Some(Err(e)) => Err(e),
         None => match session_cookie(headers) {
-            Some(value) => session_principal(app, value)
-                .await
-                .map(|p| (p, Via::Cookie)),
+            Some(value) => session_principal(core, value).await,
             None => Err(AppError::unauthenticated(
                 AuthReason::Missing,
                 "sign in, or send Authorization: Bearer <token>",
@@ -103,7 +94,7 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<(Principal, 
         },
     };
     if let Err(AppError::Unauthenticated { reason, .. }) = &result {
-        app.metrics.auth_failure(*reason);
+        core.metrics.auth_failure(*reason);
     }
     result
 }

@@ -18,7 +18,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
 use tokio::sync::Notify;
 
 use super::cache::Kind;
-use crate::app::AppState;
+use crate::core::Core;
 
 /// The PostgreSQL channel revocations are announced on.
 pub const CHANNEL: &str = "tokengate_revocations";
@@ -39,55 +39,55 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
 }
 
 /// Polls once: evicts what was revoked, disabled or ended at or after `since`.
-pub async fn poll(app: &AppState, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
     let digests: Vec<Vec<u8>> = access_token::Entity::find()
         .select_only()
         .column(access_token::Column::Digest)
         .filter(access_token::Column::RevokedAt.gte(since))
         .into_tuple()
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     for d in &digests {
-        app.credentials.evict(Kind::Token, d);
+        core.credentials.evict(Kind::Token, d);
     }
     let users: Vec<String> = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
         .filter(user::Column::DisabledAt.gte(since))
         .into_tuple()
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     for u in &users {
-        app.credentials.evict_user(u);
+        core.credentials.evict_user(u);
     }
     let sessions: Vec<Vec<u8>> = session_end::Entity::find()
         .select_only()
         .column(session_end::Column::Digest)
         .filter(session_end::Column::EndedAt.gte(since))
         .into_tuple()
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     for d in &sessions {
-        app.credentials.evict(Kind::Session, d);
+        core.credentials.evict(Kind::Session, d);
     }
     Ok(())
 }
 
 /// Deletes ended-session markers nobody needs any more.
-async fn prune(app: &AppState) -> Result<(), sea_orm::DbErr> {
+async fn prune(core: &Core) -> Result<(), sea_orm::DbErr> {
     session_end::Entity::delete_many()
         .filter(session_end::Column::EndedAt.lt(Utc::now() - SESSION_END_RETENTION))
-        .exec(&app.db)
+        .exec(&core.db)
         .await?;
     Ok(())
 }
 
 /// Listens on PostgreSQL and wakes the poller on every notification; reconnects
 /// after a failure (the timer covers the gap).
-async fn listen(app: AppState, wake: Arc<Notify>) {
+async fn listen(core: Arc<Core>, wake: Arc<Notify>) {
     use sea_orm::sqlx::postgres::PgListener;
     loop {
-        let pool = app.db.get_postgres_connection_pool();
+        let pool = core.db.get_postgres_connection_pool();
         let result: Result<(), sea_orm::sqlx::Error> = async {
             let mut listener = PgListener::connect_with(pool).await?;
             listener.listen(CHANNEL).await?;
@@ -105,26 +105,26 @@ async fn listen(app: AppState, wake: Arc<Notify>) {
 }
 
 /// Runs the poller (and, on PostgreSQL, the listener) until the task is aborted.
-pub async fn run(app: AppState) {
+pub async fn run(core: Arc<Core>) {
     let wake = Arc::new(Notify::new());
-    let _listener = (app.db.get_database_backend() == DbBackend::Postgres)
-        .then(|| AbortOnDrop(tokio::spawn(listen(app.clone(), wake.clone()))));
+    let _listener = (core.db.get_database_backend() == DbBackend::Postgres)
+        .then(|| AbortOnDrop(tokio::spawn(listen(core.clone(), wake.clone()))));
     let overlap = chrono::Duration::from_std(OVERLAP).unwrap_or_default();
     let mut last = Utc::now();
     let mut polls: u64 = 0;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(app.config.revocation_poll_interval) => {}
+            _ = tokio::time::sleep(core.config.revocation_poll_interval) => {}
             _ = wake.notified() => {}
         }
         let started = Utc::now();
-        match poll(&app, last - overlap).await {
+        match poll(&core, last - overlap).await {
             Ok(()) => last = started,
             Err(e) => tracing::warn!(error = %e, "revocation poll failed; retrying"),
         }
         polls += 1;
         if polls % 10_000 == 1 {
-            if let Err(e) = prune(&app).await {
+            if let Err(e) = prune(&core).await {
                 tracing::warn!(error = %e, "could not prune ended sessions");
             }
         }

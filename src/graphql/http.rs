@@ -12,8 +12,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::RequestMeta;
-use crate::app::AppState;
+use std::sync::Arc;
+
+use super::AppSchema;
 use crate::auth::{guard, Principal};
+use crate::core::Core;
 use crate::error::AppError;
 use crate::request::{self, content_type_is};
 
@@ -39,12 +42,15 @@ fn bad_request(message: String) -> Response {
 /// because a non-null field failed. The principal must already be in the
 /// request's data.
 pub async fn execute(
-    app: &AppState,
+    core: &Core,
+    schema: &AppSchema,
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
-    app.metrics.graphql_requests.fetch_add(1, Ordering::Relaxed);
-    let mut response = app.schema.execute(request).await;
+    core.metrics
+        .graphql_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let mut response = schema.execute(request).await;
     let request_error = is_request_error(&response);
     null_failed_fields(&mut response);
     let modern = wants_graphql_response(headers);
@@ -99,22 +105,24 @@ struct RequestErrorBody<'a> {
 
 /// `POST /api`: JSON only, so a cross-site form can never carry the cookie here.
 pub async fn post(
-    State(app): State<AppState>,
+    State(core): State<Arc<Core>>,
+    State(schema): State<AppSchema>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let principal = match guard::authenticate(&app, &headers).await {
-        Ok((p, _via)) => p,
+    let principal = match guard::authenticate(&core, &headers).await {
+        Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    post_as(&app, principal, peer, &headers, &body).await
+    post_as(&core, &schema, principal, peer, &headers, &body).await
 }
 
 /// Everything `POST /api` does after the guard: the JSON-only rule, parsing and
 /// execution as `principal`. (The benchmark baseline calls this directly.)
 pub async fn post_as(
-    app: &AppState,
+    core: &Arc<Core>,
+    schema: &AppSchema,
     principal: Principal,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -128,21 +136,25 @@ pub async fn post_as(
         Ok(r) => r,
         Err(e) => return bad_request(format!("the body is not a GraphQL request: {e}")),
     };
-    let request = request.data(app.clone()).data(principal).data(RequestMeta {
-        ip: peer.ip().to_string(),
-    });
-    execute(app, headers, request).await
+    let request = request
+        .data(core.clone())
+        .data(principal)
+        .data(RequestMeta {
+            ip: peer.ip().to_string(),
+        });
+    execute(core, schema, headers, request).await
 }
 
 /// `GET /api?query=…`: queries only; a mutation is refused with 405.
 pub async fn get(
-    State(app): State<AppState>,
+    State(core): State<Arc<Core>>,
+    State(schema): State<AppSchema>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let principal = match guard::authenticate(&app, &headers).await {
-        Ok((p, _via)) => p,
+    let principal = match guard::authenticate(&core, &headers).await {
+        Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let request = match async_graphql::http::parse_query_string(raw.as_deref().unwrap_or("")) {
@@ -159,10 +171,13 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    let request = request.data(app.clone()).data(principal).data(RequestMeta {
-        ip: peer.ip().to_string(),
-    });
-    execute(&app, &headers, request).await
+    let request = request
+        .data(core.clone())
+        .data(principal)
+        .data(RequestMeta {
+            ip: peer.ip().to_string(),
+        });
+    execute(&core, &schema, &headers, request).await
 }
 
 /// Whether the operation the request would run is a mutation or subscription.

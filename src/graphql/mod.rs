@@ -11,8 +11,10 @@ mod users;
 
 use async_graphql::{Context, EmptySubscription, Guard, MergedObject, Schema};
 
-use crate::app::AppState;
+use std::sync::Arc;
+
 use crate::auth::{Principal, Scope};
+use crate::core::Core;
 use crate::error::{AppError, GqlResult};
 
 /// Deepest selection accepted: room for the standard introspection query that
@@ -80,9 +82,10 @@ pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, AppEr
         .map_err(|_| AppError::internal("GraphQL executed without a principal"))
 }
 
-pub(crate) fn state<'a>(ctx: &'a Context<'_>) -> Result<&'a AppState, AppError> {
-    ctx.data::<AppState>()
-        .map_err(|_| AppError::internal("GraphQL executed without state"))
+pub(crate) fn core_of<'a>(ctx: &'a Context<'_>) -> Result<&'a Core, AppError> {
+    ctx.data::<Arc<Core>>()
+        .map(Arc::as_ref)
+        .map_err(|_| AppError::internal("GraphQL executed without the core"))
 }
 
 pub(crate) fn ip<'a>(ctx: &'a Context<'_>) -> Option<&'a str> {

@@ -5,7 +5,7 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::service_account;
 
-use super::{ip, principal, state, RequireScope};
+use super::{core_of, ip, principal, RequireScope};
 use crate::auth::{Scope, ScopeSet};
 use crate::error::GqlResult;
 use crate::service_accounts::{self, NewServiceAccount, DEFAULT_LIFETIME_SECS};
@@ -64,7 +64,7 @@ impl ServiceAccountQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<ServiceAccount>> {
-        Ok(service_accounts::list(&state(ctx).gql()?.db)
+        Ok(service_accounts::list(&core_of(ctx).gql()?.db)
             .await
             .gql()?
             .into_iter()
@@ -97,7 +97,7 @@ impl ServiceAccountMutation {
             single_active_token: single_active_token.unwrap_or(false),
         };
         let (account, secret) =
-            service_accounts::create(state(ctx).gql()?, principal(ctx).gql()?, req, ip(ctx))
+            service_accounts::create(core_of(ctx).gql()?, principal(ctx).gql()?, req, ip(ctx))
                 .await
                 .gql()?;
         Ok(ServiceAccountSecretPayload {
@@ -113,10 +113,14 @@ impl ServiceAccountMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<ServiceAccountSecretPayload> {
-        let (account, secret) =
-            service_accounts::rotate_secret(state(ctx).gql()?, principal(ctx).gql()?, &id, ip(ctx))
-                .await
-                .gql()?;
+        let (account, secret) = service_accounts::rotate_secret(
+            core_of(ctx).gql()?,
+            principal(ctx).gql()?,
+            &id,
+            ip(ctx),
+        )
+        .await
+        .gql()?;
         Ok(ServiceAccountSecretPayload {
             service_account: ServiceAccount(account),
             client_secret: secret.expose().to_owned(),
@@ -131,7 +135,7 @@ impl ServiceAccountMutation {
         id: ID,
     ) -> async_graphql::Result<ServiceAccount> {
         Ok(ServiceAccount(
-            service_accounts::disable(state(ctx).gql()?, principal(ctx).gql()?, &id, ip(ctx))
+            service_accounts::disable(core_of(ctx).gql()?, principal(ctx).gql()?, &id, ip(ctx))
                 .await
                 .gql()?,
         ))

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use async_graphql::{Context, Object, ID};
 
 use super::types::{AccessToken, UpdateAccessTokenPayload};
-use super::{ip, principal, state, RequireScope};
+use super::{core_of, ip, principal, RequireScope};
 use crate::auth::{may_act_on_tokens, Scope, TokenAccess};
 use crate::error::GqlResult;
 use crate::tokens::{self, IssueRequest};
@@ -31,7 +31,7 @@ impl TokenQuery {
         let owner = owner_id.map_or_else(|| p.user_id.clone(), |id| id.0);
         may_act_on_tokens(p, &owner, TokenAccess::Read).gql()?;
         let rows = tokens::list(
-            &state(ctx).gql()?.db,
+            &core_of(ctx).gql()?.db,
             &owner,
             include_inactive.unwrap_or(false),
         )
@@ -49,7 +49,7 @@ impl TokenQuery {
         id: ID,
     ) -> async_graphql::Result<Option<AccessToken>> {
         let p = principal(ctx).gql()?;
-        match tokens::get_visible(&state(ctx).gql()?.db, p, &id, TokenAccess::Read).await {
+        match tokens::get_visible(&core_of(ctx).gql()?.db, p, &id, TokenAccess::Read).await {
             Ok(t) => Ok(Some(AccessToken(t))),
             Err(crate::AppError::NotFound(_)) => Ok(None),
             Err(e) => Err(e).gql(),
@@ -76,17 +76,17 @@ impl TokenMutation {
         )]
         service_account_id: Option<ID>,
     ) -> async_graphql::Result<UpdateAccessTokenPayload> {
-        let app = state(ctx).gql()?;
+        let core = core_of(ctx).gql()?;
         let req = IssueRequest {
             name: name.unwrap_or_else(|| "default".into()),
             expiration_time: expiration_time.map(i64::from),
             scopes,
             service_account_id: service_account_id.map(|id| id.0),
         };
-        let issued = tokens::issue(app, principal(ctx).gql()?, req, ip(ctx))
+        let issued = tokens::issue(core, principal(ctx).gql()?, req, ip(ctx))
             .await
             .gql()?;
-        app.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        core.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
         Ok(UpdateAccessTokenPayload {
             success: true,
             session_jwt: issued.token.expose().to_owned(),
@@ -102,9 +102,9 @@ impl TokenMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<AccessToken> {
-        let app = state(ctx).gql()?;
+        let core = core_of(ctx).gql()?;
         Ok(AccessToken(
-            tokens::revoke(app, principal(ctx).gql()?, &id, ip(ctx))
+            tokens::revoke(core, principal(ctx).gql()?, &id, ip(ctx))
                 .await
                 .gql()?,
         ))

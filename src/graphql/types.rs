@@ -5,7 +5,7 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{access_token, user};
 
-use super::{principal, state, RequireScope};
+use super::{core_of, principal, RequireScope};
 use crate::auth::{may_act_on_tokens, Scope, ScopeSet, TokenAccess};
 use crate::error::GqlResult;
 use crate::tokens;
@@ -86,7 +86,7 @@ impl User {
         let p = principal(ctx).gql()?;
         may_act_on_tokens(p, &self.0.id, TokenAccess::Read).gql()?;
         let rows = tokens::list(
-            &state(ctx).gql()?.db,
+            &core_of(ctx).gql()?.db,
             &self.0.id,
             include_inactive.unwrap_or(false),
         )

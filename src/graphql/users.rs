@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object};
 
 use super::types::User;
-use super::{principal, state, RequireScope};
+use super::{core_of, principal, RequireScope};
 use crate::auth::Scope;
 use crate::error::AppError;
 use crate::error::GqlResult;
@@ -18,7 +18,7 @@ impl UserQuery {
     #[graphql(guard = "RequireScope(Scope::MeRead)")]
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let p = principal(ctx).gql()?;
-        let user = users::find(&state(ctx).gql()?.db, &p.user_id)
+        let user = users::find(&core_of(ctx).gql()?.db, &p.user_id)
             .await
             .gql()?
             .ok_or_else(|| AppError::NotFound("your account no longer exists".into()))
@@ -29,7 +29,7 @@ impl UserQuery {
     /// Every user (administrators).
     #[graphql(guard = "RequireScope(Scope::UsersRead)")]
     async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        Ok(users::list(&state(ctx).gql()?.db)
+        Ok(users::list(&core_of(ctx).gql()?.db)
             .await
             .gql()?
             .into_iter()

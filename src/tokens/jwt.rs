@@ -10,9 +10,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
 use crate::auth::secret::Secret;
 use crate::auth::ScopeSet;
+use crate::core::Core;
 use crate::error::{AppError, AppResult, AuthReason};
 
 pub const TYP: &str = "at+jwt";
@@ -64,8 +64,8 @@ impl Claims {
 }
 
 /// Signs `claims` with the active key.
-pub fn sign(app: &App, claims: &Claims) -> AppResult<Secret> {
-    let (kid, key) = app.keys.signer();
+pub fn sign(core: &Core, claims: &Claims) -> AppResult<Secret> {
+    let (kid, key) = core.keys.signer();
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(TYP.to_owned());
     header.kid = Some(kid);
@@ -80,7 +80,7 @@ fn refuse(reason: AuthReason, description: &'static str) -> AppError {
 
 /// Checks structure, algorithm, key, signature, expiry and issuer. The algorithm
 /// is pinned to EdDSA: whatever the header says, no other is tried.
-pub async fn verify(app: &App, token: &str) -> AppResult<Claims> {
+pub async fn verify(core: &Core, token: &str) -> AppResult<Claims> {
     if token.split('.').count() != 3 {
         return Err(refuse(AuthReason::Malformed, "the token is not a JWT"));
     }
@@ -107,14 +107,14 @@ pub async fn verify(app: &App, token: &str) -> AppResult<Claims> {
     let kid = header
         .kid
         .ok_or_else(|| refuse(AuthReason::Malformed, "the token header has no kid"))?;
-    let key = match app.keys.verifier(&kid) {
+    let key = match core.keys.verifier(&kid) {
         Some(k) => k,
         None => {
             // Another process may have rotated keys: look once more, at most once a second.
-            app.keys
-                .reload_if_older(&app.db, Duration::from_secs(1))
+            core.keys
+                .reload_if_older(&core.db, Duration::from_secs(1))
                 .await?;
-            app.keys.verifier(&kid).ok_or_else(|| {
+            core.keys.verifier(&kid).ok_or_else(|| {
                 refuse(
                     AuthReason::Unknown,
                     "the token was signed by a key this server does not know",
@@ -131,13 +131,13 @@ pub async fn verify(app: &App, token: &str) -> AppResult<Claims> {
         validation.validate_aud = false;
         jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
     };
-    let mut decoded = decode(&app.keys.issuers());
+    let mut decoded = decode(&core.keys.issuers());
     if matches!(&decoded, Err(e) if *e.kind() == ErrorKind::InvalidIssuer) {
         // Another process may have recorded a new issuer for the deployment.
-        app.keys
-            .reload_if_older(&app.db, Duration::from_secs(1))
+        core.keys
+            .reload_if_older(&core.db, Duration::from_secs(1))
             .await?;
-        decoded = decode(&app.keys.issuers());
+        decoded = decode(&core.keys.issuers());
     }
     let data = decoded.map_err(|e| match e.kind() {
         ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidEddsaKey => {

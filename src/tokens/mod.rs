@@ -12,12 +12,12 @@ use sea_orm::{
     QueryOrder, Set, TransactionTrait,
 };
 
-use crate::app::App;
 use crate::audit::{self, Event};
 use crate::auth::secret::{ct_eq, Secret};
 use crate::auth::{
     may_act_on_others_tokens, may_act_on_tokens, Credential, Principal, Role, ScopeSet, TokenAccess,
 };
+use crate::core::Core;
 use crate::error::{AppError, AppResult, AuthReason};
 
 /// Longest token name accepted.
@@ -107,19 +107,19 @@ pub fn resolve_scopes(asked: Option<&[String]>, held: ScopeSet) -> AppResult<Sco
 
 /// Works out the expiry of a new token from the policy and the caller's own expiry.
 fn resolve_expiry(
-    app: &App,
+    core: &Core,
     principal: &Principal,
     asked: Option<i64>,
     now: DateTime<Utc>,
 ) -> AppResult<Option<DateTime<Utc>>> {
-    let max = crate::config::checked_after(now, app.config.max_token_lifetime)
+    let max = crate::config::checked_after(now, core.config.max_token_lifetime)
         .ok_or_else(|| AppError::internal("maximum token lifetime out of range"))?;
     let parent_expiry = match &principal.credential {
         Credential::Token { expires_at, .. } => *expires_at,
         Credential::Session { .. } | Credential::Client { .. } | Credential::Operator => None,
     };
     let Some(secs) = asked else {
-        if !app.config.allow_non_expiring_tokens {
+        if !core.config.allow_non_expiring_tokens {
             return Err(AppError::BadInput(format!(
                 "expirationTime is required: give a Unix time in seconds, at most {} ({})",
                 max.timestamp(),
@@ -147,7 +147,7 @@ fn resolve_expiry(
     if at > max {
         return Err(AppError::BadInput(format!(
             "expirationTime {secs} is beyond the maximum token lifetime of {}; give at most {}",
-            format_days(app.config.max_token_lifetime),
+            format_days(core.config.max_token_lifetime),
             max.timestamp()
         )));
     }
@@ -167,7 +167,7 @@ fn resolve_expiry(
 /// scopes). Issuing under a name that has an active token revokes that token
 /// (rotation). Bad input changes nothing.
 pub async fn issue(
-    app: &App,
+    core: &Core,
     principal: &Principal,
     req: IssueRequest,
     ip: Option<&str>,
@@ -179,7 +179,7 @@ pub async fn issue(
         Some(id) => {
             // Decided before the account is looked up: no existence leak.
             may_act_on_others_tokens(principal, TokenAccess::Write)?;
-            let account = crate::service_accounts::get(&app.db, id).await?;
+            let account = crate::service_accounts::get(&core.db, id).await?;
             if account.disabled_at.is_some() {
                 return Err(AppError::BadInput(format!(
                     "service account `{id}` is disabled"
@@ -195,9 +195,9 @@ pub async fn issue(
         }
     };
     let scopes = resolve_scopes(req.scopes.as_deref(), held)?;
-    let expires_at = resolve_expiry(app, principal, req.expiration_time, now)?;
+    let expires_at = resolve_expiry(core, principal, req.expiration_time, now)?;
     mint(
-        app,
+        core,
         Mint {
             issued_at: now,
             owner_id: &owner_id,
@@ -254,11 +254,11 @@ pub struct Mint<'a> {
 }
 
 /// Signs and stores a token.
-pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
+pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let now = m.issued_at;
     let id = uuid::Uuid::now_v7().to_string();
     let claims = jwt::Claims::new(
-        &app.keys.issuer(),
+        &core.keys.issuer(),
         m.owner_id,
         &id,
         now,
@@ -266,7 +266,7 @@ pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
         m.scopes,
         m.client_id,
     );
-    let token = jwt::sign(app, &claims)?;
+    let token = jwt::sign(core, &claims)?;
     let record = access_token::ActiveModel {
         id: Set(id.clone()),
         user_id: Set(m.owner_id.to_owned()),
@@ -288,7 +288,7 @@ pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
     let replace = m.replace_same_name;
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
-    let (record, replaced) = app
+    let (record, replaced) = core
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
@@ -306,11 +306,11 @@ pub async fn mint(app: &App, m: Mint<'_>) -> AppResult<Issued> {
         })
         .await?;
     for (_, digest) in &replaced {
-        app.on_token_revoked(digest);
+        core.on_token_revoked(digest);
     }
     let replaced: Vec<&str> = replaced.iter().map(|(id, _)| id.as_str()).collect();
     audit::record(
-        &app.db,
+        &core.db,
         Event {
             actor_id: m.actor_id,
             action: if replaced.is_empty() {
@@ -433,28 +433,28 @@ pub async fn list(
 /// Revokes a token the principal may see. Revoking a revoked token is a no-op
 /// that returns it as it is.
 pub async fn revoke(
-    app: &App,
+    core: &Core,
     principal: &Principal,
     id: &str,
     ip: Option<&str>,
 ) -> AppResult<access_token::Model> {
-    let token = get_visible(&app.db, principal, id, TokenAccess::Write).await?;
-    revoke_record(app, token, Some(&principal.user_id), ip).await
+    let token = get_visible(&core.db, principal, id, TokenAccess::Write).await?;
+    revoke_record(core, token, Some(&principal.user_id), ip).await
 }
 
 /// Revokes a token by id with no ownership check (the CLI, run by an operator).
-pub async fn revoke_by_id(app: &App, id: &str) -> AppResult<access_token::Model> {
+pub async fn revoke_by_id(core: &Core, id: &str) -> AppResult<access_token::Model> {
     let token = access_token::Entity::find_by_id(id)
-        .one(&app.db)
+        .one(&core.db)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no access token with id `{id}`")))?;
-    revoke_record(app, token, None, None).await
+    revoke_record(core, token, None, None).await
 }
 
 /// Revokes a token already found and authorised by the caller (the OAuth
 /// revocation endpoint, after its own checks), on behalf of `actor_id`.
 pub async fn revoke_record(
-    app: &App,
+    core: &Core,
     token: access_token::Model,
     actor_id: Option<&str>,
     ip: Option<&str>,
@@ -466,7 +466,7 @@ pub async fn revoke_record(
     let by = actor_id.map(str::to_owned);
     let now = Utc::now();
     // Opens with a write (see `mint`): the row itself, then its exchanged descendants.
-    let revoked = app
+    let revoked = core
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
@@ -481,15 +481,15 @@ pub async fn revoke_record(
         })
         .await?;
     for (_, digest) in &revoked {
-        app.on_token_revoked(digest);
+        core.on_token_revoked(digest);
     }
     let revoked: Vec<&str> = revoked.iter().map(|(id, _)| id.as_str()).collect();
     let token = access_token::Entity::find_by_id(token.id.as_str())
-        .one(&app.db)
+        .one(&core.db)
         .await?
         .ok_or_else(|| AppError::internal("revoked token vanished"))?;
     audit::record(
-        &app.db,
+        &core.db,
         Event {
             actor_id,
             action: "token_revoked",
@@ -505,18 +505,18 @@ pub async fn revoke_record(
 /// Turns a presented Bearer token into a principal, or says why not: signature,
 /// expiry and issuer first, then the stored record (present, digest equal, not
 /// revoked, owner active).
-pub async fn authenticate(app: &App, presented: &str) -> AppResult<Principal> {
-    let (principal, _) = check(app, presented).await?;
+pub async fn authenticate(core: &Core, presented: &str) -> AppResult<Principal> {
+    let (principal, _) = check(core, presented).await?;
     if let Some(id) = principal.token_id() {
-        app.last_used.touch(id, Utc::now());
+        core.last_used.touch(id, Utc::now());
     }
     Ok(principal)
 }
 
 /// Verifies a token like [`authenticate`] without counting it as used
 /// (introspection, exchange); also returns its record.
-pub async fn check(app: &App, presented: &str) -> AppResult<(Principal, access_token::Model)> {
-    let claims = jwt::verify(app, presented).await?;
+pub async fn check(core: &Core, presented: &str) -> AppResult<(Principal, access_token::Model)> {
+    let claims = jwt::verify(core, presented).await?;
     let unknown = || {
         AppError::unauthenticated(
             AuthReason::Unknown,
@@ -526,7 +526,7 @@ pub async fn check(app: &App, presented: &str) -> AppResult<(Principal, access_t
     };
     let (record, owner) = access_token::Entity::find_by_id(claims.jti.as_str())
         .find_also_related(user::Entity)
-        .one(&app.db)
+        .one(&core.db)
         .await?
         .ok_or_else(unknown)?;
     let owner = owner.ok_or_else(unknown)?;

@@ -49,7 +49,9 @@ pub async fn api_get(
     if wants_html(&headers) && !has_query_param(raw.as_deref()) {
         return playground(&app, &headers).await;
     }
-    let mut resp = graphql::http::get(State(app), connect, headers, RawQuery(raw)).await;
+    let (core, schema) = (app.core.clone(), app.schema.clone());
+    let mut resp =
+        graphql::http::get(State(core), State(schema), connect, headers, RawQuery(raw)).await;
     // The same URL answers HTML or JSON depending on Accept.
     resp.headers_mut()
         .append(header::VARY, HeaderValue::from_static("Accept"));

@@ -8,8 +8,8 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{json, Value};
-use tokengate::app::{self, Running};
 use tokengate::auth::secret::Secret;
+use tokengate::server::{self, Running};
 use tokengate::{AppState, Config};
 use tokio::sync::oneshot;
 
@@ -216,7 +216,7 @@ impl TestApp {
             addr,
             state,
             handle,
-        } = app::start(config.clone(), async move {
+        } = server::start(config.clone(), async move {
             let _ = rx.await;
         })
         .await

@@ -1,0 +1,98 @@
+//! The core: everything a request or a command can reach, opened once by
+//! [`Core::open`]. Services, the guard and the background tasks take `&Core`;
+//! the GraphQL schema, the router and the cookie policy live above it (in
+//! `app`), so the command line opens a core and never builds a schema.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::cache::{CredentialCache, Kind};
+use crate::auth::keys::{self, KeyRing};
+use crate::auth::throttle::SignInThrottle;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::tokens::last_used::LastUsed;
+use crate::{db, users};
+
+/// What every path needs: the database, the settings, the deployment's keys and
+/// issuers, the verified-credential cache, the throttles, the last-used batch
+/// and the metrics.
+pub struct Core {
+    pub db: DatabaseConnection,
+    pub config: Config,
+    /// The deployment's signing keys and issuers.
+    pub keys: KeyRing,
+    /// Failed sign-ins, per account and per address.
+    pub throttle: SignInThrottle,
+    /// Failed client authentications at the OAuth endpoints.
+    pub client_throttle: SignInThrottle,
+    /// Last-used times noted by requests, written in batches.
+    pub last_used: LastUsed,
+    /// Verified credentials seen recently (digest → principal).
+    pub credentials: CredentialCache,
+    pub metrics: Metrics,
+}
+
+/// Whether [`Core::open`] creates the first administrator on an empty database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// `serve`: create it (from the environment, or with a one-time password).
+    FirstAdmin,
+    /// Commands that must not print a password.
+    No,
+}
+
+impl Core {
+    /// Connects, applies migrations, creates the first administrator on an empty
+    /// database when asked, records the deployment's issuer on its first start
+    /// (`--issuer`, else `http://<listen>`), and loads the signing keys.
+    pub async fn open(
+        config: Config,
+        listen: SocketAddr,
+        bootstrap: Bootstrap,
+    ) -> anyhow::Result<Core> {
+        let db = db::connect(&config.database_url).await?;
+        db::migrate(&db).await?;
+        if bootstrap == Bootstrap::FirstAdmin {
+            users::bootstrap_admin(
+                &db,
+                config.admin_email.as_deref(),
+                config.admin_password.as_ref(),
+            )
+            .await?;
+        }
+        keys::choose_issuer(&db, config.issuer.as_deref(), &format!("http://{listen}")).await?;
+        let verify_window =
+            (!config.allow_non_expiring_tokens).then_some(config.max_token_lifetime);
+        let keys = KeyRing::load(&db, verify_window).await?;
+        Ok(Core {
+            db,
+            keys,
+            throttle: SignInThrottle::default(),
+            client_throttle: SignInThrottle::default(),
+            last_used: LastUsed::default(),
+            credentials: CredentialCache::default(),
+            metrics: Metrics::default(),
+            config,
+        })
+    }
+
+    /// Called after a revocation commits: evicts the token here at once (other
+    /// processes learn of it from `auth::revocations`).
+    pub fn on_token_revoked(&self, digest: &[u8]) {
+        self.metrics.tokens_revoked.fetch_add(1, Ordering::Relaxed);
+        self.credentials.evict(Kind::Token, digest);
+    }
+
+    /// Called after a user (or service account) is disabled.
+    pub fn on_user_disabled(&self, user_id: &str) {
+        self.credentials.evict_user(user_id);
+    }
+
+    /// Called after a sign-out commits.
+    pub fn on_session_ended(&self, digest: &[u8]) {
+        self.credentials.evict(Kind::Session, digest);
+    }
+}

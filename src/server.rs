@@ -1,0 +1,103 @@
+//! The server's lifecycle: bind, open the core, start the background tasks,
+//! serve until shutdown, then finish in-flight requests and flush.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::app::{self, AppState};
+use crate::config::Config;
+use crate::core::{Bootstrap, Core};
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds, opens the core and serves until `shutdown` resolves; in-flight
+/// requests finish, then last-used times are flushed.
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let core = Arc::new(Core::open(config, addr, Bootstrap::FirstAdmin).await?);
+    crate::auth::password::warm_up().await;
+    let state = AppState::new(core.clone(), addr);
+    let tasks = [
+        tokio::spawn(flush_last_used(core.clone())),
+        tokio::spawn(crate::auth::revocations::run(core.clone())),
+        tokio::spawn(reload_keys(core.clone())),
+    ];
+    let router = app::router(state.clone());
+    let handle = tokio::spawn(async move {
+        let result = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        for task in tasks {
+            task.abort();
+        }
+        core.last_used.flush(&core.db, true).await;
+        result
+    });
+    Ok(Running {
+        addr,
+        state,
+        handle,
+    })
+}
+
+/// Writes batched last-used times every `--last-used-flush-interval`.
+async fn flush_last_used(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(core.config.last_used_flush_interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        core.last_used.flush(&core.db, false).await;
+    }
+}
+
+/// Re-reads signing keys and issuers every `--key-reload-interval`, so a
+/// rotation or a new issuer recorded by another process is used for signing
+/// and published in the JWKS (verification also reloads at once on an unknown
+/// kid or issuer).
+async fn reload_keys(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(core.config.key_reload_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = core.keys.reload(&core.db).await {
+            tracing::warn!(error = %e, "could not re-read the signing keys");
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
