@@ -185,7 +185,6 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                 name,
                 expiration_time,
                 scopes: (!scopes.is_empty()).then_some(scopes),
-                service_account_id: None,
             };
             let issued = tokens::issue(&core, &principal, req, None).await?;
             eprintln!(

@@ -7,15 +7,17 @@
 use chrono::Utc;
 use entity::{service_account, user};
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 
 use crate::audit::{self, Event};
 use crate::auth::secret::{ct_eq, sha256, Secret};
-use crate::auth::{Credential, Principal, Role, ScopeSet};
+use crate::auth::{may_act_on_others_tokens, Credential, Principal, Role, ScopeSet, TokenAccess};
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
-use crate::tokens;
+use crate::tokens::policy::{self, MAX_NAME_LEN};
+use crate::tokens::{self, Grant, IssueRequest, Issued, Mint};
 
 /// Default lifetime of a client-credentials token: 8 hours.
 pub const DEFAULT_LIFETIME_SECS: i64 = 28_800;
@@ -42,17 +44,12 @@ pub async fn create(
     req: NewServiceAccount,
     ip: Option<&str>,
 ) -> AppResult<(service_account::Model, Secret)> {
-    let name = req.name.trim().to_owned();
-    if name.is_empty()
-        || name.chars().count() > tokens::MAX_NAME_LEN
-        || name.chars().any(char::is_control)
-    {
-        return Err(AppError::BadInput(format!(
-            "give the service account a name of 1 to {} printable characters",
-            tokens::MAX_NAME_LEN
-        )));
-    }
-    let scopes = tokens::resolve_scopes(Some(&req.scopes), principal.scopes)?;
+    let name = policy::check_name(&req.name).map_err(|_| {
+        AppError::BadInput(format!(
+            "give the service account a name of 1 to {MAX_NAME_LEN} printable characters"
+        ))
+    })?;
+    let scopes = policy::resolve_scopes(Some(&req.scopes), principal.scopes)?;
     let max = core.config.max_token_lifetime.as_secs() as i64;
     if req.access_token_lifetime < MIN_LIFETIME_SECS || req.access_token_lifetime > max {
         return Err(AppError::BadInput(format!(
@@ -209,10 +206,7 @@ pub async fn authenticate_client(
         return Err(AppError::Throttled { retry_after });
     }
     let account = service_account::Entity::find()
-        .filter(sea_orm::ColumnTrait::eq(
-            &service_account::Column::ClientId,
-            client_id,
-        ))
+        .filter(service_account::Column::ClientId.eq(client_id))
         .one(&core.db)
         .await?;
     let presented = secret.digest();
@@ -262,4 +256,48 @@ pub fn client_principal(account: &service_account::Model) -> AppResult<Principal
     })
 }
 
-use sea_orm::QueryFilter;
+/// Issues a named, long-lived API token for a service account (an
+/// administrator with `users:write`, by [`may_act_on_others_tokens`]), within
+/// the account's scopes and the caller's. The same policy as a user's own token;
+/// issuing under a taken name rotates.
+pub async fn issue_api_token(
+    core: &Core,
+    principal: &Principal,
+    account_id: &str,
+    req: IssueRequest,
+    ip: Option<&str>,
+) -> AppResult<Issued> {
+    // Decided before the account is looked up: no existence leak.
+    may_act_on_others_tokens(principal, TokenAccess::Write)?;
+    let now = Utc::now();
+    let name = policy::validate_name(&req.name)?;
+    let account = get(&core.db, account_id).await?;
+    if account.disabled_at.is_some() {
+        return Err(AppError::BadInput(format!(
+            "service account `{account_id}` is disabled"
+        )));
+    }
+    let held: ScopeSet = allowed_scopes(&account)?
+        .iter()
+        .filter(|s| principal.scopes.contains(*s))
+        .collect();
+    let scopes = policy::resolve_scopes(req.scopes.as_deref(), held)?;
+    let expires_at = policy::resolve_expiry(core, principal, req.expiration_time, now)?;
+    tokens::mint(
+        core,
+        Mint {
+            issued_at: now,
+            owner_id: &account.user_id,
+            name: &name,
+            scopes,
+            expires_at,
+            parent_id: principal.token_id(),
+            client_id: Some(&account.client_id),
+            grant: Grant::Api,
+            replace_same_name: true,
+            actor_id: Some(&principal.user_id),
+            ip,
+        },
+    )
+    .await
+}

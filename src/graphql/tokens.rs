@@ -9,6 +9,7 @@ use super::types::{AccessToken, UpdateAccessTokenPayload};
 use super::{core_of, ip, principal, RequireScope};
 use crate::auth::{may_act_on_tokens, Scope, TokenAccess};
 use crate::error::GqlResult;
+use crate::service_accounts;
 use crate::tokens::{self, IssueRequest};
 
 #[derive(Default)]
@@ -81,11 +82,13 @@ impl TokenMutation {
             name: name.unwrap_or_else(|| "default".into()),
             expiration_time: expiration_time.map(i64::from),
             scopes,
-            service_account_id: service_account_id.map(|id| id.0),
         };
-        let issued = tokens::issue(core, principal(ctx).gql()?, req, ip(ctx))
-            .await
-            .gql()?;
+        let p = principal(ctx).gql()?;
+        let issued = match service_account_id {
+            None => tokens::issue(core, p, req, ip(ctx)).await,
+            Some(id) => service_accounts::issue_api_token(core, p, &id, req, ip(ctx)).await,
+        }
+        .gql()?;
         core.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
         Ok(UpdateAccessTokenPayload {
             success: true,

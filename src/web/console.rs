@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::{assets, escape, page, session_principal};
 use crate::app::AppState;
 use crate::auth::principal::Principal;
-use crate::tokens::MAX_NAME_LEN;
+use crate::tokens::policy::MAX_NAME_LEN;
 
 /// `GET /console`: the page, or 303 to the sign-in page.
 pub async fn console(State(app): State<AppState>, headers: HeaderMap) -> Response {

@@ -1,0 +1,52 @@
+//! Finding tokens: one by id as the one rule allows, or a user's list.
+
+use chrono::Utc;
+use entity::access_token;
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::auth::{may_act_on_tokens, Principal, TokenAccess};
+use crate::error::{AppError, AppResult};
+
+/// Finds a token the principal may act on by [`may_act_on_tokens`]. A token it
+/// may not even read is reported as not found (no existence leak); one it may
+/// read but not write, as FORBIDDEN naming the scope.
+pub async fn get_visible(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: &str,
+    access: TokenAccess,
+) -> AppResult<access_token::Model> {
+    let not_found = || {
+        AppError::NotFound(format!(
+            "no access token with id `{id}`; list yours with accessTokens"
+        ))
+    };
+    let token = access_token::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(not_found)?;
+    if may_act_on_tokens(principal, &token.user_id, TokenAccess::Read).is_err() {
+        return Err(not_found());
+    }
+    may_act_on_tokens(principal, &token.user_id, access)?;
+    Ok(token)
+}
+
+/// Lists a user's tokens, newest first; only active ones unless asked.
+pub async fn list(
+    db: &DatabaseConnection,
+    owner_id: &str,
+    include_inactive: bool,
+) -> AppResult<Vec<access_token::Model>> {
+    let mut q = access_token::Entity::find().filter(access_token::Column::UserId.eq(owner_id));
+    if !include_inactive {
+        q = q.filter(access_token::Column::RevokedAt.is_null()).filter(
+            Condition::any()
+                .add(access_token::Column::ExpiresAt.is_null())
+                .add(access_token::Column::ExpiresAt.gt(Utc::now())),
+        );
+    }
+    Ok(q.order_by_desc(access_token::Column::CreatedAt)
+        .all(db)
+        .await?)
+}

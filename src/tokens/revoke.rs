@@ -1,0 +1,138 @@
+//! Revoking: one token, or every active token matching a filter, and with each
+//! the tokens exchanged from it, in one transaction; then the caches and other
+//! processes are told.
+
+use chrono::{DateTime, Utc};
+use entity::access_token;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+
+use super::lookup::get_visible;
+use super::Grant;
+use crate::audit::{self, Event};
+use crate::auth::{Principal, TokenAccess};
+use crate::core::Core;
+use crate::error::{AppError, AppResult};
+
+/// Revokes the active tokens matching `filter` and, transitively, the tokens
+/// exchanged from them. Returns every id revoked.
+pub(super) async fn revoke_where(
+    txn: &impl sea_orm::ConnectionTrait,
+    filter: Condition,
+    now: DateTime<Utc>,
+    by: Option<String>,
+) -> Result<Vec<(String, Vec<u8>)>, sea_orm::DbErr> {
+    use chrono::SubsecRound;
+    // Stored times have microsecond precision; match them exactly below.
+    let now = now.trunc_subsecs(6);
+    let revoke = |filter: Condition| {
+        access_token::Entity::update_many()
+            .col_expr(access_token::Column::RevokedAt, Expr::value(now))
+            .col_expr(access_token::Column::RevokedBy, Expr::value(by.clone()))
+            .filter(filter.add(access_token::Column::RevokedAt.is_null()))
+    };
+    let just_revoked = |filter: Condition| {
+        access_token::Entity::find().filter(filter.add(access_token::Column::RevokedAt.eq(now)))
+    };
+    // Write first, then read what was written: SQLite takes its write lock at the
+    // first statement instead of failing a read-to-write upgrade under load.
+    revoke(filter.clone()).exec(txn).await?;
+    let mut revoked: Vec<(String, Vec<u8>)> = just_revoked(filter)
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.digest))
+        .collect();
+    let mut frontier: Vec<String> = revoked.iter().map(|(id, _)| id.clone()).collect();
+    while !frontier.is_empty() {
+        let children = Condition::all()
+            .add(access_token::Column::ParentId.is_in(frontier))
+            .add(access_token::Column::Grant.eq(Grant::TokenExchange.as_str()));
+        revoke(children.clone()).exec(txn).await?;
+        let found: Vec<(String, Vec<u8>)> = just_revoked(children)
+            .all(txn)
+            .await?
+            .into_iter()
+            .filter(|t| !revoked.iter().any(|(id, _)| *id == t.id))
+            .map(|t| (t.id, t.digest))
+            .collect();
+        frontier = found.iter().map(|(id, _)| id.clone()).collect();
+        revoked.extend(found);
+    }
+    if !revoked.is_empty() {
+        crate::auth::revocations::notify(txn).await?;
+    }
+    Ok(revoked)
+}
+
+/// Revokes a token the principal may see. Revoking a revoked token is a no-op
+/// that returns it as it is.
+pub async fn revoke(
+    core: &Core,
+    principal: &Principal,
+    id: &str,
+    ip: Option<&str>,
+) -> AppResult<access_token::Model> {
+    let token = get_visible(&core.db, principal, id, TokenAccess::Write).await?;
+    revoke_record(core, token, Some(&principal.user_id), ip).await
+}
+
+/// Revokes a token by id with no ownership check (the CLI, run by an operator).
+pub async fn revoke_by_id(core: &Core, id: &str) -> AppResult<access_token::Model> {
+    let token = access_token::Entity::find_by_id(id)
+        .one(&core.db)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no access token with id `{id}`")))?;
+    revoke_record(core, token, None, None).await
+}
+
+/// Revokes a token already found and authorised by the caller (the OAuth
+/// revocation endpoint, after its own checks), on behalf of `actor_id`.
+pub async fn revoke_record(
+    core: &Core,
+    token: access_token::Model,
+    actor_id: Option<&str>,
+    ip: Option<&str>,
+) -> AppResult<access_token::Model> {
+    if token.revoked_at.is_some() {
+        return Ok(token);
+    }
+    let id = token.id.clone();
+    let by = actor_id.map(str::to_owned);
+    let now = Utc::now();
+    // Opens with a write (see `mint`): the row itself, then its exchanged descendants.
+    let revoked = core
+        .db
+        .transaction::<_, _, AppError>(move |txn| {
+            Box::pin(async move {
+                Ok(revoke_where(
+                    txn,
+                    Condition::all().add(access_token::Column::Id.eq(id)),
+                    now,
+                    by,
+                )
+                .await?)
+            })
+        })
+        .await?;
+    for (_, digest) in &revoked {
+        core.on_token_revoked(digest);
+    }
+    let revoked: Vec<&str> = revoked.iter().map(|(id, _)| id.as_str()).collect();
+    let token = access_token::Entity::find_by_id(token.id.as_str())
+        .one(&core.db)
+        .await?
+        .ok_or_else(|| AppError::internal("revoked token vanished"))?;
+    audit::record(
+        &core.db,
+        Event {
+            actor_id,
+            action: "token_revoked",
+            subject: Some(&token.id),
+            ip,
+            detail: Some(serde_json::json!({ "name": token.name, "owner": token.user_id, "revoked": revoked })),
+        },
+    )
+    .await;
+    Ok(token)
+}
