@@ -74,12 +74,12 @@ fn main() {
             .await
             .unwrap()
             .into_iter()
-            .find(|u| u.role == "admin")
+            .find(|u| u.role == Role::Admin)
             .expect("an administrator exists (start tokengate once first)");
         let principal = Principal {
             user_id: admin.id,
             role: Role::Admin,
-            scopes: Role::Admin.scopes(),
+            scopes: tokengate::auth::ScopeSet::of_role(Role::Admin),
             credential: Credential::Operator,
         };
         // The same layers and connection handling as the server; only the guard is missing.

@@ -55,7 +55,7 @@ fn fixture() -> Fixture {
         let admin = Principal {
             user_id: user.id.clone(),
             role: Role::Admin,
-            scopes: Role::Admin.scopes(),
+            scopes: tokengate::auth::ScopeSet::of_role(Role::Admin),
             credential: Credential::Operator,
         };
         let req = IssueRequest {

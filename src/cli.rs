@@ -164,7 +164,7 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
             let user = users::find_by_email(&core.db, &users::normalize_email(&email)?)
                 .await?
                 .ok_or_else(|| anyhow!("no user with email {email}"))?;
-            let role = Role::parse(&user.role);
+            let role = user.role;
             let expiration_time = if expires == "never" {
                 None
             } else {
@@ -178,7 +178,7 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
             let principal = crate::auth::Principal {
                 user_id: user.id.clone(),
                 role,
-                scopes: role.scopes(),
+                scopes: ScopeSet::of_role(role),
                 credential: crate::auth::Credential::Operator,
             };
             let req = tokens::IssueRequest {

@@ -65,7 +65,7 @@ pub async fn create(
         email: Set(format!("{client_id}@clients.tokengate.invalid")),
         // Not a PHC string: no password can ever match.
         password_hash: Set("!".into()),
-        role: Set(Role::Service.as_str().into()),
+        role: Set(Role::Service),
         created_at: Set(now),
         disabled_at: Set(None),
     };

@@ -55,7 +55,7 @@ pub async fn create(
         id: Set(uuid::Uuid::now_v7().to_string()),
         email: Set(email),
         password_hash: Set(hash),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role),
         created_at: Set(Utc::now()),
         disabled_at: Set(None),
     }
@@ -68,7 +68,7 @@ pub async fn create(
             action: "user_created",
             subject: Some(&model.id),
             ip,
-            detail: Some(serde_json::json!({ "email": model.email, "role": model.role })),
+            detail: Some(serde_json::json!({ "email": model.email, "role": model.role.as_str() })),
         },
     )
     .await;
@@ -88,7 +88,7 @@ pub async fn find(db: &DatabaseConnection, id: &str) -> AppResult<Option<user::M
 
 pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<user::Model>> {
     Ok(user::Entity::find()
-        .filter(user::Column::Role.ne(Role::Service.as_str()))
+        .filter(user::Column::Role.ne(Role::Service))
         .order_by_asc(user::Column::CreatedAt)
         .all(db)
         .await?)

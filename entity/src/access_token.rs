@@ -23,9 +23,23 @@ pub struct Model {
     pub parent_id: Option<String>,
     /// Set for tokens issued to machine clients.
     pub client_id: Option<String>,
-    /// How it was issued: `api` (updateAccessToken, CLI), `client_credentials`
-    /// or `token_exchange`. Exchanged tokens die with their parent.
-    pub grant: String,
+    /// How it was issued. Exchanged tokens die with their parent.
+    pub grant: Grant,
+}
+
+/// How a token was issued, stored as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum Grant {
+    /// `updateAccessToken` or the CLI.
+    #[sea_orm(string_value = "api")]
+    Api,
+    /// OAuth client credentials (RFC 6749 §4.4).
+    #[sea_orm(string_value = "client_credentials")]
+    ClientCredentials,
+    /// RFC 8693 token exchange: revoked with its parent.
+    #[sea_orm(string_value = "token_exchange")]
+    TokenExchange,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,44 +5,9 @@ use chrono::{DateTime, Utc};
 use super::scopes::{Scope, ScopeSet};
 use crate::error::AppError;
 
-/// A user's role. Administrators hold every scope; members all but `users:*`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Member,
-    /// A service account's identity: its scopes come from its tokens alone.
-    Service,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-            Role::Service => "service",
-        }
-    }
-
-    pub fn parse(s: &str) -> Role {
-        match s {
-            "admin" => Role::Admin,
-            "service" => Role::Service,
-            _ => Role::Member,
-        }
-    }
-
-    /// Every scope this role may hold or grant.
-    pub fn scopes(self) -> ScopeSet {
-        match self {
-            Role::Admin => ScopeSet::all(),
-            Role::Member => [Scope::MeRead, Scope::TokensRead, Scope::TokensWrite]
-                .into_iter()
-                .collect(),
-            // Bounded by the service account's scopes when its tokens are issued.
-            Role::Service => ScopeSet::all(),
-        }
-    }
-}
+/// A user's role (stored in `users.role`). Which scopes each holds:
+/// [`ScopeSet::of_role`].
+pub use entity::user::Role;
 
 /// How the caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::principal::Role;
+
 /// One permission a credential may carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -46,6 +48,18 @@ pub struct ScopeSet(u8);
 
 impl ScopeSet {
     pub const EMPTY: ScopeSet = ScopeSet(0);
+
+    /// Every scope a role may hold or grant: administrators all; members all but
+    /// `users:*`; a service account's identity all, bounded by its account's
+    /// scopes when its tokens are issued.
+    pub fn of_role(role: Role) -> ScopeSet {
+        match role {
+            Role::Admin | Role::Service => ScopeSet::all(),
+            Role::Member => [Scope::MeRead, Scope::TokensRead, Scope::TokensWrite]
+                .into_iter()
+                .collect(),
+        }
+    }
 
     pub fn all() -> ScopeSet {
         Scope::ALL.into_iter().collect()

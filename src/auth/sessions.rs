@@ -9,7 +9,8 @@ use sea_orm::{
     ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set, TransactionTrait,
 };
 
-use super::principal::{Credential, Principal, Role};
+use super::principal::{Credential, Principal};
+use super::scopes::ScopeSet;
 use super::secret::Secret;
 use crate::error::{AppError, AuthReason};
 
@@ -84,11 +85,11 @@ pub async fn authenticate(
             false,
         ));
     }
-    let role = Role::parse(&owner.role);
+    let role = owner.role;
     let principal = Principal {
         user_id: owner.id,
         role,
-        scopes: role.scopes(),
+        scopes: ScopeSet::of_role(role),
         credential: Credential::Session { digest },
     };
     Ok((principal, row.expires_at))

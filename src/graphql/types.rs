@@ -70,7 +70,7 @@ impl User {
     }
     /// `admin`, `member`, or `service` for a service account's identity.
     async fn role(&self) -> &str {
-        &self.0.role
+        self.0.role.as_str()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

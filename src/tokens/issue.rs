@@ -2,8 +2,8 @@
 //! audit). OAuth grants and service accounts call [`mint`] after their own checks.
 
 use chrono::{DateTime, Utc};
-use entity::access_token;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, Set, TransactionTrait};
+use entity::access_token::{self, Grant};
+use sea_orm::{ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, Set, TransactionTrait};
 
 use super::jwt;
 use super::policy::{resolve_expiry, resolve_scopes, validate_name};
@@ -63,26 +63,6 @@ pub async fn issue(
     .await
 }
 
-/// How a token was issued.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Grant {
-    /// `updateAccessToken` or the CLI.
-    Api,
-    ClientCredentials,
-    /// RFC 8693: revoked with its parent.
-    TokenExchange,
-}
-
-impl Grant {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Grant::Api => "api",
-            Grant::ClientCredentials => "client_credentials",
-            Grant::TokenExchange => "token_exchange",
-        }
-    }
-}
-
 /// A token whose policy checks have passed, ready to sign and store.
 #[derive(Debug)]
 pub struct Mint<'a> {
@@ -128,7 +108,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         revoked_by: Set(None),
         parent_id: Set(m.parent_id.map(str::to_owned)),
         client_id: Set(m.client_id.map(str::to_owned)),
-        grant: Set(m.grant.as_str().to_owned()),
+        grant: Set(m.grant),
     };
     let owner = m.owner_id.to_owned();
     let by = m.actor_id.map(str::to_owned);
@@ -173,7 +153,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 "owner": record.user_id,
                 "scopes": record.scopes,
                 "expires_at": record.expires_at,
-                "grant": record.grant,
+                "grant": record.grant.to_value(),
                 "client_id": record.client_id,
                 "replaced": replaced,
             })),

@@ -13,7 +13,8 @@ mod verify;
 use chrono::{DateTime, Utc};
 use entity::access_token;
 
-pub use issue::{issue, mint, Grant, IssueRequest, Issued, Mint};
+pub use entity::access_token::Grant;
+pub use issue::{issue, mint, IssueRequest, Issued, Mint};
 pub use lookup::{get_visible, list};
 pub use revoke::{revoke, revoke_by_id, revoke_record};
 pub use verify::{authenticate, check};

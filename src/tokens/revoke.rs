@@ -47,7 +47,7 @@ pub(super) async fn revoke_where(
     while !frontier.is_empty() {
         let children = Condition::all()
             .add(access_token::Column::ParentId.is_in(frontier))
-            .add(access_token::Column::Grant.eq(Grant::TokenExchange.as_str()));
+            .add(access_token::Column::Grant.eq(Grant::TokenExchange));
         revoke(children.clone()).exec(txn).await?;
         let found: Vec<(String, Vec<u8>)> = just_revoked(children)
             .all(txn)

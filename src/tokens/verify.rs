@@ -7,7 +7,7 @@ use sea_orm::EntityTrait;
 
 use super::{jwt, status, Status};
 use crate::auth::secret::{ct_eq, Secret};
-use crate::auth::{Credential, Principal, Role, ScopeSet};
+use crate::auth::{Credential, Principal, ScopeSet};
 use crate::core::Core;
 use crate::error::{AppError, AppResult, AuthReason};
 
@@ -68,12 +68,12 @@ pub async fn check(core: &Core, presented: &str) -> AppResult<(Principal, access
             true,
         ));
     }
-    let role = Role::parse(&owner.role);
+    let role = owner.role;
     let granted = ScopeSet::parse_space_separated(&record.scopes).map_err(AppError::internal)?;
     // A user demoted after issuing keeps only what the role still allows.
     let scopes: ScopeSet = granted
         .iter()
-        .filter(|s| role.scopes().contains(*s))
+        .filter(|s| ScopeSet::of_role(role).contains(*s))
         .collect();
     let principal = Principal {
         user_id: owner.id,
