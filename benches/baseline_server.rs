@@ -16,7 +16,7 @@ use axum::Router;
 use std::sync::Arc;
 use tokengate::auth::{Credential, Principal, Role};
 
-use tokengate::core::{Bootstrap, Core};
+use tokengate::core::Core;
 use tokengate::graphql::AppSchema;
 use tokengate::Config;
 
@@ -69,7 +69,7 @@ fn main() {
             database_url,
             ..Config::default()
         };
-        let core = Arc::new(Core::open(config, addr, Bootstrap::No).await.expect("core"));
+        let core = Arc::new(Core::open(config, addr).await.expect("core"));
         let admin = tokengate::users::list(&core.db)
             .await
             .unwrap()

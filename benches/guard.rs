@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokengate::auth::secret::Secret;
 use tokengate::auth::{guard, password, sessions, Credential, Principal, Role};
-use tokengate::core::{Bootstrap, Core};
+use tokengate::core::Core;
 use tokengate::tokens::{self, IssueRequest};
 use tokengate::Config;
 
@@ -41,10 +41,13 @@ fn fixture() -> Fixture {
         ..Config::default()
     };
     let (app, token, cookie, admin, hash) = rt.block_on(async {
-        let app = Core::open(
-            config,
-            "127.0.0.1:8080".parse().unwrap(),
-            Bootstrap::FirstAdmin,
+        let app = Core::open(config, "127.0.0.1:8080".parse().unwrap())
+            .await
+            .unwrap();
+        tokengate::users::bootstrap_admin(
+            &app.db,
+            app.config.admin_email.as_deref(),
+            app.config.admin_password.as_ref(),
         )
         .await
         .unwrap();

@@ -11,9 +11,8 @@ use anyhow::{anyhow, bail, Result};
 use crate::auth::secret::Secret;
 use crate::auth::{Role, ScopeSet};
 use crate::config::{Config, ConfigArgs};
-use crate::core::{Bootstrap, Core};
-use crate::server;
-use crate::{db, graphql, telemetry, tokens, users};
+use crate::core::Core;
+use crate::{db, graphql, tokens, users};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -114,17 +113,11 @@ async fn connect(config: &Config) -> Result<DatabaseConnection> {
     Ok(conn)
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> Result<()> {
-    let config = Config::load(&cli.config).map_err(|e| anyhow!(e))?;
-    telemetry::init(config.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let running = server::start(config, server::shutdown_signal()).await?;
-            println!("listening on http://{}", running.addr);
-            tracing::info!(addr = %running.addr, "listening");
-            running.handle.await??;
-        }
+/// Runs a command other than `serve` (the server is above this layer: see
+/// [`crate::run`]).
+pub async fn run(config: Config, command: Command) -> Result<()> {
+    match command {
+        Command::Serve => bail!("`serve` is run by tokengate::run, not by the command layer"),
         Command::Migrate => {
             connect(&config).await?;
             println!("migrations applied");
@@ -153,7 +146,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
     let listen = config.listen;
-    let core = Core::open(config, listen, Bootstrap::No).await?;
+    let core = Core::open(config, listen).await?;
     match cmd {
         TokenCommand::Issue {
             email,

@@ -248,14 +248,3 @@ impl Config {
 
 /// The longest `--max-token-lifetime` accepted (100 years).
 pub const MAX_TOKEN_LIFETIME_DAYS: u64 = 36_500;
-
-/// `t + d`, or `None` past the end of time (only reachable with durations that
-/// [`Config::check`] refuses, but never a panic).
-pub fn checked_after(
-    t: chrono::DateTime<chrono::Utc>,
-    d: Duration,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-}

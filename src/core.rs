@@ -12,9 +12,9 @@ use crate::auth::cache::{CredentialCache, Kind};
 use crate::auth::keys::{self, KeyRing};
 use crate::auth::throttle::SignInThrottle;
 use crate::config::Config;
+use crate::db;
 use crate::metrics::Metrics;
 use crate::tokens::last_used::LastUsed;
-use crate::{db, users};
 
 /// What every path needs: the database, the settings, the deployment's keys and
 /// issuers, the verified-credential cache, the throttles, the last-used batch
@@ -35,34 +35,12 @@ pub struct Core {
     pub metrics: Metrics,
 }
 
-/// Whether [`Core::open`] creates the first administrator on an empty database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bootstrap {
-    /// `serve`: create it (from the environment, or with a one-time password).
-    FirstAdmin,
-    /// Commands that must not print a password.
-    No,
-}
-
 impl Core {
-    /// Connects, applies migrations, creates the first administrator on an empty
-    /// database when asked, records the deployment's issuer on its first start
-    /// (`--issuer`, else `http://<listen>`), and loads the signing keys.
-    pub async fn open(
-        config: Config,
-        listen: SocketAddr,
-        bootstrap: Bootstrap,
-    ) -> anyhow::Result<Core> {
+    /// Connects, applies migrations, records the deployment's issuer on its
+    /// first start (`--issuer`, else `http://<listen>`), and loads the signing keys.
+    pub async fn open(config: Config, listen: SocketAddr) -> anyhow::Result<Core> {
         let db = db::connect(&config.database_url).await?;
         db::migrate(&db).await?;
-        if bootstrap == Bootstrap::FirstAdmin {
-            users::bootstrap_admin(
-                &db,
-                config.admin_email.as_deref(),
-                config.admin_password.as_ref(),
-            )
-            .await?;
-        }
         keys::choose_issuer(&db, config.issuer.as_deref(), &format!("http://{listen}")).await?;
         let verify_window =
             (!config.allow_non_expiring_tokens).then_some(config.max_token_lifetime);

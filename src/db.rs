@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 /// Opens a pool sized for the backend.
 ///
@@ -35,9 +35,4 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     Migrator::up(db, None).await
-}
-
-/// True for the embedded backend.
-pub fn is_sqlite(db: &DatabaseConnection) -> bool {
-    db.get_database_backend() == DbBackend::Sqlite
 }

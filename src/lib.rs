@@ -7,6 +7,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod db;
@@ -25,3 +26,13 @@ pub mod web;
 pub use app::{App, AppState};
 pub use config::Config;
 pub use error::AppError;
+
+/// Runs the parsed command line: `serve` (the default) or another command.
+pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config).map_err(anyhow::Error::msg)?;
+    telemetry::init(config.log_format);
+    match cli.command.unwrap_or(cli::Command::Serve) {
+        cli::Command::Serve => server::serve(config).await,
+        command => cli::run(config, command).await,
+    }
+}

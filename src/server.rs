@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::app::{self, AppState};
 use crate::config::Config;
-use crate::core::{Bootstrap, Core};
+use crate::core::Core;
+use crate::users;
 
 /// A running server.
 pub struct Running {
@@ -16,15 +17,23 @@ pub struct Running {
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds, opens the core and serves until `shutdown` resolves; in-flight
-/// requests finish, then last-used times are flushed.
+/// Binds, opens the core, creates the first administrator on an empty
+/// database, and serves until `shutdown` resolves; in-flight requests finish,
+/// then last-used times are flushed.
 pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let core = Arc::new(Core::open(config, addr, Bootstrap::FirstAdmin).await?);
+    let core = Arc::new(Core::open(config, addr).await?);
+    // On an empty database: the first administrator (a one-time password on stderr).
+    users::bootstrap_admin(
+        &core.db,
+        core.config.admin_email.as_deref(),
+        core.config.admin_password.as_ref(),
+    )
+    .await?;
     crate::auth::password::warm_up().await;
     let state = AppState::new(core.clone(), addr);
     let tasks = [
@@ -100,4 +109,13 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// `tokengate serve`: runs until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config, shutdown_signal()).await?;
+    println!("listening on http://{}", running.addr);
+    tracing::info!(addr = %running.addr, "listening");
+    running.handle.await??;
+    Ok(())
 }

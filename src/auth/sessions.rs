@@ -29,7 +29,7 @@ pub async fn create(
         digest: Set(id.digest().to_vec()),
         user_id: Set(user_id.to_owned()),
         created_at: Set(now),
-        expires_at: Set(crate::config::checked_after(now, lifetime)
+        expires_at: Set(crate::clock::checked_after(now, lifetime)
             .ok_or_else(|| AppError::internal("session lifetime out of range"))?),
         ip: Set(Some(ip.to_owned())),
     }

@@ -83,7 +83,7 @@ pub fn resolve_expiry(
     asked: Option<i64>,
     now: DateTime<Utc>,
 ) -> AppResult<Option<DateTime<Utc>>> {
-    let max = crate::config::checked_after(now, core.config.max_token_lifetime)
+    let max = crate::clock::checked_after(now, core.config.max_token_lifetime)
         .ok_or_else(|| AppError::internal("maximum token lifetime out of range"))?;
     let parent_expiry = match &principal.credential {
         Credential::Token { expires_at, .. } => *expires_at,
