@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{assets, escape, page, session_principal};
+use super::assets;
+use super::page::{escape, page};
+use super::sign_in::session_principal;
 use crate::app::AppState;
 use crate::auth::principal::Principal;
 use crate::tokens::policy::MAX_NAME_LEN;

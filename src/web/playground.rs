@@ -11,7 +11,9 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::{assets, page_with_csp, session_principal};
+use super::assets;
+use super::page::page_with_csp;
+use super::sign_in::session_principal;
 use crate::app::AppState;
 use crate::graphql;
 
@@ -112,7 +114,7 @@ fn playground_html(signed_in: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::PAGE_CSP;
+    use super::super::page::PAGE_CSP;
     use super::*;
 
     #[test]

@@ -1,0 +1,313 @@
+//! Signing in and out: the sign-in page (`GET /login`), `POST /auth/login`,
+//! `POST /auth/logout`, the `next` redirect (same-site paths only) and the
+//! `Origin` check that keeps other sites from signing a browser in or out.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::assets;
+use super::page::{error_page, escape, page};
+use crate::app::AppState;
+use crate::audit::{self, Event};
+use crate::auth::guard::session_cookie;
+use crate::auth::principal::Principal;
+use crate::auth::secret::Secret;
+use crate::auth::sessions::{self, COOKIE_NAME};
+use crate::error::AppError;
+use crate::request::{self, content_type_is};
+use crate::users;
+
+/// `next` is honoured only for a same-site path: no scheme, no host, no `//`.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
+        _ => "/console".to_owned(),
+    }
+}
+
+fn login_html(next: &str, error: Option<&str>, email: &str) -> String {
+    let error = error
+        .map(|e| {
+            format!(
+                r#"<p class="error" role="alert" id="login-error">{}</p>"#,
+                escape(e)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · tokengate</title>{head}</head>
+<body><main class="narrow">
+<h1>Sign in to tokengate</h1>
+{error}
+<form method="post" action="/auth/login">
+<input type="hidden" name="next" value="{next}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="{email}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+</main></body></html>"#,
+        next = escape(next),
+        email = escape(email),
+        head = assets::head_links("style.css"),
+    )
+}
+
+/// The query string of `GET /login`.
+#[derive(Deserialize)]
+pub struct LoginPageQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn login_page(Query(q): Query<LoginPageQuery>) -> Response {
+    page(
+        StatusCode::OK,
+        login_html(&safe_next(q.next.as_deref()), None, ""),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+/// Refuses a browser request whose `Origin` is another site (login CSRF).
+fn cross_site(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    origin != "null" && origin_host != host
+}
+
+fn session_cookie_header(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("tokengate_session=; Path=/; Max-Age=0"))
+}
+
+fn json_error(status: StatusCode, error: &str, retry_after: Option<u64>) -> Response {
+    let mut resp = (status, axum::Json(json!({ "error": error }))).into_response();
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// `POST /auth/login`: JSON `{"email","password"}` answers 200 `{"ok":true}`;
+/// a form post answers 303 to `next`. Both set the session cookie.
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_form = content_type_is(&headers, request::FORM);
+    if cross_site(&headers) {
+        return json_error(StatusCode::FORBIDDEN, "cross_site_request", None);
+    }
+    let form: LoginForm = if is_form {
+        parse_login_form(&body)
+    } else if content_type_is(&headers, request::JSON) {
+        match serde_json::from_slice(&body) {
+            Ok(f) => f,
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "invalid_request", None),
+        }
+    } else {
+        return json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            None,
+        );
+    };
+    let ip = peer.ip().to_string();
+    let password = Secret::new(form.password);
+    let next = safe_next(form.next.as_deref());
+    let user = match users::sign_in(&app.db, &app.throttle, &form.email, &password, &ip).await {
+        Ok(u) => u,
+        Err(e) => {
+            app.metrics.sign_in_failures.fetch_add(1, Ordering::Relaxed);
+            let (status, code, retry, message) = match &e {
+                AppError::Throttled { retry_after } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    Some(*retry_after),
+                    format!("Too many failed attempts. Try again in {retry_after} seconds."),
+                ),
+                AppError::InvalidCredentials => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_credentials",
+                    None,
+                    "Wrong email or password.".to_owned(),
+                ),
+                other => return other_error(other),
+            };
+            if is_form {
+                let mut resp = page(status, login_html(&next, Some(&message), &form.email));
+                if let Some(secs) = retry {
+                    resp.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                return resp;
+            }
+            return json_error(status, code, retry);
+        }
+    };
+    let session = match sessions::create(&app.db, &user.id, app.config.session_lifetime, &ip).await
+    {
+        Ok(s) => s,
+        Err(e) => return other_error(&e),
+    };
+    app.metrics.sign_ins.fetch_add(1, Ordering::Relaxed);
+    let cookie = session_cookie_header(
+        &app,
+        session.expose(),
+        app.config.session_lifetime.as_secs(),
+    );
+    if is_form {
+        (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (
+                    header::LOCATION,
+                    HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/console")),
+                ),
+            ],
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::SET_COOKIE, cookie)],
+            axum::Json(json!({ "ok": true })),
+        )
+            .into_response()
+    }
+}
+
+fn other_error(e: &AppError) -> Response {
+    e.log_if_internal();
+    json_error(e.status(), "server_error", None)
+}
+
+fn parse_login_form(body: &[u8]) -> LoginForm {
+    let mut form = LoginForm {
+        email: String::new(),
+        password: String::new(),
+        next: None,
+    };
+    for (k, v) in form_urlencoded::parse(body) {
+        match &*k {
+            "email" => form.email = v.into_owned(),
+            "password" => form.password = v.into_owned(),
+            "next" => form.next = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    form
+}
+
+/// `POST /auth/logout`: deletes the session row and clears the cookie.
+pub async fn logout(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if cross_site(&headers) {
+        return json_error(StatusCode::FORBIDDEN, "cross_site_request", None);
+    }
+    if let Some(value) = session_cookie(&headers) {
+        match sessions::delete(&app.db, value).await {
+            Ok(Some((user_id, digest))) => {
+                app.on_session_ended(&digest);
+                let ip = peer.ip().to_string();
+                audit::record(
+                    &app.db,
+                    Event {
+                        actor_id: Some(&user_id),
+                        action: "sign_out",
+                        subject: Some(&user_id),
+                        ip: Some(&ip),
+                        detail: None,
+                    },
+                )
+                .await;
+            }
+            Ok(None) => {}
+            Err(e) => return other_error(&e),
+        }
+    }
+    let clear = session_cookie_header(&app, "", 0);
+    if content_type_is(&headers, request::FORM) {
+        (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, clear),
+                (header::LOCATION, HeaderValue::from_static("/login")),
+            ],
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(header::SET_COOKIE, clear)],
+            axum::Json(json!({ "ok": true })),
+        )
+            .into_response()
+    }
+}
+
+/// The signed-in user of a browser request, by the session cookie alone;
+/// `None` when there is no valid session. A failure to check (the database)
+/// is answered with a 500 page.
+pub(crate) async fn session_principal(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, Response> {
+    let Some(value) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    match crate::auth::guard::session_principal(app, value).await {
+        Ok(p) => Ok(Some(p)),
+        Err(AppError::Unauthenticated { .. }) => Ok(None),
+        Err(e) => {
+            if let AppError::Internal(detail) = &e {
+                tracing::error!(error = %detail, "session check failed");
+            }
+            Err(error_page())
+        }
+    }
+}
