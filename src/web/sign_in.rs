@@ -311,3 +311,58 @@ pub(crate) async fn session_principal(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn origin_must_name_the_host_it_was_sent_to() {
+        // No Origin (a non-browser client, or an old browser): allowed.
+        assert!(!cross_site(&with(&[(header::HOST, "127.0.0.1:8080")])));
+        assert!(!cross_site(&with(&[
+            (header::HOST, "127.0.0.1:8080"),
+            (header::ORIGIN, "http://127.0.0.1:8080"),
+        ])));
+        for other in [
+            "https://evil.example",
+            "http://127.0.0.1:8081",
+            "http://127.0.0.1:8080.evil.example",
+        ] {
+            assert!(
+                cross_site(&with(&[
+                    (header::HOST, "127.0.0.1:8080"),
+                    (header::ORIGIN, other),
+                ])),
+                "{other}"
+            );
+        }
+        // An Origin without a Host to compare it with is refused.
+        assert!(cross_site(&with(&[(header::ORIGIN, "http://a.example")])));
+    }
+
+    #[test]
+    fn next_is_a_same_site_path_or_the_console() {
+        for (next, expected) in [
+            (None, "/console"),
+            (Some("/api"), "/api"),
+            (Some("/api?x=1#y"), "/api?x=1#y"),
+            (Some("//evil.example/x"), "/console"),
+            (Some("https://evil.example/"), "/console"),
+            (Some("/\\evil.example"), "/console"),
+            (Some("/a\r\nSet-Cookie: x=y"), "/console"),
+            (Some("api"), "/console"),
+            (Some(""), "/console"),
+        ] {
+            assert_eq!(safe_next(next), expected, "{next:?}");
+        }
+    }
+}
