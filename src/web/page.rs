@@ -4,6 +4,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::error::AppError;
+
 /// The policy of every page: own-origin resources only, no inline script, no framing.
 pub(crate) const PAGE_CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
@@ -53,8 +55,9 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 /// The 500 page, for when a page cannot be built (the database is unreachable);
-/// it says nothing of the cause, which is logged.
-pub(crate) fn error_page() -> Response {
+/// it says nothing of the cause, which is logged here.
+pub(crate) fn error_page(e: &AppError) -> Response {
+    e.log_if_internal();
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error · tokengate</title></head>\

@@ -1,6 +1,7 @@
 //! Signing in and out: the sign-in page (`GET /login`), `POST /auth/login`,
 //! `POST /auth/logout`, the `next` redirect (same-site paths only) and the
-//! `Origin` check that keeps other sites from signing a browser in or out.
+//! `Origin` check that keeps other sites from signing a browser in or out; and
+//! [`signed_in`], the one way a page asks who the browser is signed in as.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,13 +14,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::assets;
-use super::page::{error_page, escape, page};
+use super::page::{escape, page};
 use crate::app::AppState;
 use crate::audit::{self, Event};
-use crate::auth::guard::session_cookie;
+use crate::auth::guard::{self, session_cookie};
 use crate::auth::principal::Principal;
 use crate::auth::secret::Secret;
 use crate::auth::sessions::{self, COOKIE_NAME};
+use crate::core::Core;
 use crate::error::AppError;
 use crate::request::{self, content_type_is};
 use crate::users;
@@ -290,25 +292,30 @@ pub async fn logout(
     }
 }
 
-/// The signed-in user of a browser request, by the session cookie alone;
-/// `None` when there is no valid session. A failure to check (the database)
-/// is answered with a 500 page.
-pub(crate) async fn session_principal(
-    app: &AppState,
+/// The principal of the browser's signed-in session, or `None`: what a page
+/// (the console, the playground) shows itself to.
+///
+/// This is the guard's session check ([`guard::session_principal`]: the same
+/// cache, the same database lookup, the same expiry and disabled-owner rules)
+/// applied to the `tokengate_session` cookie alone, with one difference of
+/// meaning that suits a page: a cookie the guard would refuse (malformed,
+/// unknown, expired, owner disabled) is the same as no cookie, so the page
+/// renders signed out instead of answering 401. A Bearer header is ignored: a
+/// page is for a browser, and a token is sent to `/api`, where the guard reads
+/// it. A refused cookie is not counted among the guard's refusals either (a
+/// stale cookie on a page view refuses nothing). Only a failure to check at
+/// all (the database) is an error.
+pub(crate) async fn signed_in(
+    core: &Core,
     headers: &HeaderMap,
-) -> Result<Option<Principal>, Response> {
+) -> Result<Option<Principal>, AppError> {
     let Some(value) = session_cookie(headers) else {
         return Ok(None);
     };
-    match crate::auth::guard::session_principal(app, value).await {
+    match guard::session_principal(core, value).await {
         Ok(p) => Ok(Some(p)),
         Err(AppError::Unauthenticated { .. }) => Ok(None),
-        Err(e) => {
-            if let AppError::Internal(detail) = &e {
-                tracing::error!(error = %detail, "session check failed");
-            }
-            Err(error_page())
-        }
+        Err(e) => Err(e),
     }
 }
 
