@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, CookieBuilder, SameSite};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -111,12 +113,42 @@ fn cross_site(headers: &HeaderMap) -> bool {
     origin != "null" && origin_host != host
 }
 
-fn session_cookie_header(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if app.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("tokengate_session=; Path=/; Max-Age=0"))
+/// The session cookie as the browser is to keep it: `HttpOnly` (no script
+/// reads it), `SameSite=Lax` (not sent on cross-site posts), `Path=/`, and
+/// `Secure` when configured (on by default off loopback).
+fn session_cookie_builder(value: String, secure: bool) -> CookieBuilder<'static> {
+    Cookie::build((COOKIE_NAME, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+}
+
+/// `Set-Cookie` that starts a session: the cookie lives as long as the session.
+fn start_session_cookie(value: &str, lifetime: Duration, secure: bool) -> HeaderValue {
+    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+    set_cookie_header(
+        session_cookie_builder(value.to_owned(), secure)
+            .max_age(cookie::time::Duration::seconds(lifetime))
+            .build(),
+    )
+}
+
+/// `Set-Cookie` that makes the browser drop the session cookie (`Max-Age=0`
+/// and an `Expires` in the past), with the attributes it was set with.
+fn end_session_cookie(secure: bool) -> HeaderValue {
+    set_cookie_header(
+        session_cookie_builder(String::new(), secure)
+            .removal()
+            .build(),
+    )
+}
+
+fn set_cookie_header(cookie: Cookie<'_>) -> HeaderValue {
+    // Cannot fail: the name is ours and the value base64url; should it ever,
+    // a removal is the safe answer.
+    HeaderValue::try_from(cookie.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("tokengate_session=; Path=/; Max-Age=0"))
 }
 
 fn json_error(status: StatusCode, error: &str, retry_after: Option<u64>) -> Response {
@@ -193,10 +225,10 @@ pub async fn login(
         Err(e) => return other_error(&e),
     };
     app.metrics.sign_ins.fetch_add(1, Ordering::Relaxed);
-    let cookie = session_cookie_header(
-        &app,
+    let cookie = start_session_cookie(
         session.expose(),
-        app.config.session_lifetime.as_secs(),
+        app.config.session_lifetime,
+        app.secure_cookies,
     );
     if is_form {
         (
@@ -272,7 +304,7 @@ pub async fn logout(
             Err(e) => return other_error(&e),
         }
     }
-    let clear = session_cookie_header(&app, "", 0);
+    let clear = end_session_cookie(app.secure_cookies);
     if content_type_is(&headers, request::FORM) {
         (
             StatusCode::SEE_OTHER,
@@ -354,6 +386,33 @@ mod tests {
         }
         // An Origin without a Host to compare it with is refused.
         assert!(cross_site(&with(&[(header::ORIGIN, "http://a.example")])));
+    }
+
+    #[test]
+    fn session_cookie_attributes() {
+        let set = start_session_cookie("abc", Duration::from_secs(2400), false);
+        let set = set.to_str().unwrap();
+        assert!(set.starts_with("tokengate_session=abc;"), "{set}");
+        for attr in ["; HttpOnly", "; SameSite=Lax", "; Path=/", "; Max-Age=2400"] {
+            assert!(set.contains(attr), "{set} lacks {attr}");
+        }
+        assert!(!set.contains("Secure"), "{set}");
+        let set = start_session_cookie("abc", Duration::from_secs(300), true);
+        assert!(set.to_str().unwrap().contains("; Secure"));
+
+        let clear = end_session_cookie(true);
+        let clear = clear.to_str().unwrap();
+        assert!(clear.starts_with("tokengate_session=;"), "{clear}");
+        for attr in [
+            "; HttpOnly",
+            "; SameSite=Lax",
+            "; Path=/",
+            "; Max-Age=0",
+            "; Secure",
+            "; Expires=",
+        ] {
+            assert!(clear.contains(attr), "{clear} lacks {attr}");
+        }
     }
 
     #[test]
