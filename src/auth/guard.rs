@@ -5,6 +5,7 @@
 //! when a valid cookie comes with it.
 
 use axum::http::{header, HeaderMap};
+use cookie::Cookie;
 
 use super::cache::Kind;
 use super::principal::{Credential, Principal};
@@ -14,16 +15,26 @@ use crate::core::Core;
 use crate::error::{AppError, AuthReason};
 use crate::tokens;
 
-/// Reads the value of the session cookie, if sent.
+/// Reads the value of the session cookie, if sent: the `Cookie` header(s)
+/// parsed as RFC 6265 `name=value` pairs by the `cookie` crate (a malformed
+/// pair is skipped, not fatal), the first `tokengate_session` taken, a
+/// surrounding pair of double quotes (allowed by RFC 6265) removed.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let value = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.trim_matches('"'))
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE_NAME)?
+        // Borrowed from the header, unlike `value_trimmed`, which borrows the `Cookie`.
+        .value_raw()?;
+    Some(
+        value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value),
+    )
 }
 
 /// Extracts the token from `Authorization: Bearer <token>` (RFC 6750 §2.1).
@@ -97,4 +108,44 @@ pub async fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Principal,
         core.metrics.auth_failure(*reason);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn cookies(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::COOKIE, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let found = |v: &[&'static str]| session_cookie(&cookies(v)).map(str::to_owned);
+        assert_eq!(found(&[]), None);
+        assert_eq!(found(&["theme=dark"]), None);
+        assert_eq!(found(&["xtokengate_session=a"]), None);
+        assert_eq!(found(&["tokengate_session=abc"]), Some("abc".into()));
+        assert_eq!(
+            found(&["theme=dark; tokengate_session=abc; lang=en"]),
+            Some("abc".into())
+        );
+        assert_eq!(found(&["junk; tokengate_session=abc"]), Some("abc".into()));
+        assert_eq!(found(&["tokengate_session=\"abc\""]), Some("abc".into()));
+        // HTTP/2 may split cookies over several headers.
+        assert_eq!(
+            found(&["theme=dark", "tokengate_session=abc"]),
+            Some("abc".into())
+        );
+        // The first of two wins (the browser sends the most specific first).
+        assert_eq!(
+            found(&["tokengate_session=abc; tokengate_session=def"]),
+            Some("abc".into())
+        );
+    }
 }

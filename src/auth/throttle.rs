@@ -1,78 +1,119 @@
 //! Throttling of failed sign-in (and client authentication) attempts.
 //!
-//! Counts failures per key in a fixed window; once a key reaches its limit, every
-//! attempt is refused until the window ends, whether or not the password would
-//! have been right. Hand-written rather than `governor`: governor limits the rate
-//! of all attempts, while a sign-in throttle must count only failures (a person
-//! who signs in often is not an attacker) and forget them on success.
+//! Counts failures per key in a fixed window that opens at the key's first
+//! failure; once a key reaches its limit, every attempt is refused until that
+//! window ends, whether or not the password would have been right. Not
+//! `governor`: governor limits the rate of all attempts, while a sign-in
+//! throttle must count only failures (a person who signs in often is not an
+//! attacker) and forget them on success.
+//!
+//! The counters live in a `moka` cache: each key is locked on its own (no
+//! global mutex, no scan of every entry on a failure), and an entry expires by
+//! itself when its window ends, so memory holds only the windows still open.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::fmt;
 use std::time::{Duration, Instant};
 
+use moka::ops::compute::Op;
+use moka::sync::Cache;
+use moka::Expiry;
+
+/// One key's failures since its window opened.
 #[derive(Clone, Copy, Debug)]
 struct Window {
     started: Instant,
     failures: u32,
 }
 
+/// How long a window stays open at `now` (zero once it has ended).
+fn remaining(w: &Window, length: Duration, now: Instant) -> Duration {
+    (w.started + length).saturating_duration_since(now)
+}
+
+/// An entry expires when its window ends. Not `time_to_live`, which would
+/// restart on every update and turn the fixed window into a sliding one.
+struct UntilWindowEnds(Duration);
+
+impl Expiry<String, Window> for UntilWindowEnds {
+    fn expire_after_create(&self, _: &String, w: &Window, now: Instant) -> Option<Duration> {
+        Some(remaining(w, self.0, now))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        w: &Window,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(remaining(w, self.0, now))
+    }
+}
+
 /// Failure counters for one kind of key (account, client address).
-#[derive(Debug)]
 pub struct Throttle {
     limit: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Window>>,
+    entries: Cache<String, Window>,
+}
+
+impl fmt::Debug for Throttle {
+    /// Counts only: the keys are email addresses and client addresses.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
 }
 
 impl Throttle {
+    /// At most `limit` failures per key within `window` of the key's first one.
     pub fn new(limit: u32, window: Duration) -> Self {
         Throttle {
             limit,
             window,
-            entries: Mutex::new(HashMap::new()),
+            // No capacity bound: evicting a live counter under a spray of
+            // distinct keys would unlock the account the spray is aimed at.
+            // Entries go when their window ends.
+            entries: Cache::builder()
+                .expire_after(UntilWindowEnds(window))
+                .build(),
         }
     }
 
-    /// `Some(seconds to wait)` when `key` is locked out now.
+    /// `Some(seconds to wait)` when `key` is locked out now: the whole seconds
+    /// until its window ends, rounded up, so a client that waits that long is
+    /// let in.
     pub fn check(&self, key: &str) -> Option<u64> {
-        let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let w = entries.get(key)?;
-        let elapsed = now.duration_since(w.started);
-        if w.failures >= self.limit && elapsed < self.window {
-            Some((self.window - elapsed).as_secs().max(1))
-        } else {
-            None
-        }
+        let w = self.entries.get(key)?;
+        let left = remaining(&w, self.window, Instant::now());
+        (w.failures >= self.limit && !left.is_zero())
+            .then(|| left.as_secs() + u64::from(left.subsec_nanos() > 0))
     }
 
-    /// Records a failure for `key`.
+    /// Records a failure for `key`, opening a window if none is open.
     pub fn fail(&self, key: &str) {
         let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() > 100_000 {
-            // Bound memory under a spray of distinct keys: drop finished windows.
-            entries.retain(|_, w| now.duration_since(w.started) < self.window);
-        }
-        let w = entries.entry(key.to_owned()).or_insert(Window {
-            started: now,
-            failures: 0,
+        // Per-key lock: concurrent failures for one key are all counted.
+        self.entries.entry_by_ref(key).and_compute_with(|entry| {
+            Op::Put(match entry.map(|e| e.into_value()) {
+                Some(w) if !remaining(&w, self.window, now).is_zero() => Window {
+                    failures: w.failures.saturating_add(1),
+                    ..w
+                },
+                _ => Window {
+                    started: now,
+                    failures: 1,
+                },
+            })
         });
-        if now.duration_since(w.started) >= self.window {
-            *w = Window {
-                started: now,
-                failures: 0,
-            };
-        }
-        w.failures += 1;
     }
 
     /// Forgets `key`'s failures (after a successful sign-in).
     pub fn clear(&self, key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.entries.invalidate(key);
     }
 }
 
@@ -95,7 +136,8 @@ impl Default for SignInThrottle {
 }
 
 impl SignInThrottle {
-    /// `Some(retry after)` when either the account or the address is locked out.
+    /// `Some(retry after)` when either the account or the address is locked
+    /// out: the longer wait when both are, since both must free.
     pub fn check(&self, account: &str, address: &str) -> Option<u64> {
         match (
             self.per_account.check(account),
@@ -106,11 +148,13 @@ impl SignInThrottle {
         }
     }
 
+    /// Records a failed attempt against both the account and the address.
     pub fn fail(&self, account: &str, address: &str) {
         self.per_account.fail(account);
         self.per_address.fail(address);
     }
 
+    /// Clears the account's failures; the address keeps its count.
     pub fn succeed(&self, account: &str) {
         self.per_account.clear(account);
     }
@@ -131,5 +175,50 @@ mod tests {
         assert_eq!(t.check("b"), None);
         t.clear("a");
         assert_eq!(t.check("a"), None);
+    }
+
+    #[test]
+    fn retry_after_counts_up_to_the_end_of_the_window() {
+        let t = Throttle::new(1, Duration::from_secs(900));
+        t.fail("a");
+        // A moment after the first failure 899.99… seconds are left: 900, not 899.
+        assert_eq!(t.check("a"), Some(900));
+    }
+
+    #[test]
+    fn the_window_is_fixed_from_the_first_failure() {
+        let window = Duration::from_millis(300);
+        let t = Throttle::new(3, window);
+        t.fail("a");
+        std::thread::sleep(Duration::from_millis(200));
+        t.fail("a");
+        // The window opened 200 ms ago; its end does not move with this failure.
+        std::thread::sleep(Duration::from_millis(150));
+        t.fail("a");
+        // A new window holds one failure: not locked.
+        assert_eq!(t.check("a"), None);
+        t.fail("a");
+        t.fail("a");
+        assert_eq!(t.check("a"), Some(1));
+        std::thread::sleep(window);
+        assert_eq!(t.check("a"), None, "unlocked when the window ends");
+    }
+
+    #[test]
+    fn either_limit_locks_and_success_clears_only_the_account() {
+        let t = SignInThrottle::default();
+        for _ in 0..5 {
+            assert_eq!(t.check("ada", "10.0.0.1"), None);
+            t.fail("ada", "10.0.0.1");
+        }
+        assert!(t.check("ada", "10.0.0.2").is_some(), "account locked");
+        assert_eq!(t.check("bob", "10.0.0.1"), None, "address under 50");
+        t.succeed("ada");
+        assert_eq!(t.check("ada", "10.0.0.1"), None);
+        for i in 0..45 {
+            t.fail(&format!("user{i}"), "10.0.0.1");
+        }
+        assert!(t.check("carol", "10.0.0.1").is_some(), "address locked");
+        assert_eq!(t.check("carol", "10.0.0.2"), None);
     }
 }

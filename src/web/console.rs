@@ -7,14 +7,16 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{assets, escape, page, session_principal};
+use super::assets;
+use super::page::{error_page, escape, page};
+use super::sign_in::signed_in;
 use crate::app::AppState;
 use crate::auth::principal::Principal;
 use crate::tokens::policy::MAX_NAME_LEN;
 
 /// `GET /console`: the page, or 303 to the sign-in page.
 pub async fn console(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    match session_principal(&app, &headers).await {
+    match signed_in(&app, &headers).await {
         Ok(Some(principal)) => page(StatusCode::OK, console_html(&app, &principal)),
         Ok(None) => (
             StatusCode::SEE_OTHER,
@@ -27,7 +29,7 @@ pub async fn console(State(app): State<AppState>, headers: HeaderMap) -> Respons
             ],
         )
             .into_response(),
-        Err(resp) => resp,
+        Err(e) => error_page(&e),
     }
 }
 

@@ -11,7 +11,9 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::{assets, page_with_csp, session_principal};
+use super::assets;
+use super::page::{error_page, page_with_csp};
+use super::sign_in::signed_in;
 use crate::app::AppState;
 use crate::graphql;
 
@@ -59,13 +61,13 @@ pub async fn api_get(
 }
 
 async fn playground(app: &AppState, headers: &HeaderMap) -> Response {
-    let signed_in = match session_principal(app, headers).await {
+    let has_session = match signed_in(app, headers).await {
         Ok(principal) => principal.is_some(),
-        Err(resp) => return resp,
+        Err(e) => return error_page(&e),
     };
     // Served to everyone: a person holding only a token uses the headers
     // editor. The page differs with the cookie (notice, sign-out button).
-    let mut resp = page_with_csp(StatusCode::OK, playground_html(signed_in), PLAYGROUND_CSP);
+    let mut resp = page_with_csp(StatusCode::OK, playground_html(has_session), PLAYGROUND_CSP);
     resp.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept, Cookie"));
     resp
@@ -112,7 +114,7 @@ fn playground_html(signed_in: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::PAGE_CSP;
+    use super::super::page::PAGE_CSP;
     use super::*;
 
     #[test]
