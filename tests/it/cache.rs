@@ -26,9 +26,7 @@ async fn second_process(a: &TestApp, tweak: impl FnOnce(&mut tokengate::Config))
 }
 
 async fn seen_credentials_are_served_from_the_cache(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (token, id) = app.issue(Auth::Cookie(&cookie), "hot", None, 3600).await;
     let cache = &app.state.credentials;
@@ -74,9 +72,7 @@ async fn seen_credentials_are_served_from_the_cache(b: Backend) {
 }
 
 async fn revocation_reaches_another_process_within_a_second(b: Backend) {
-    let Some(a) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let a = TestApp::start(b, |_| {}).await;
     let other = second_process(&a, |_| {}).await;
     let cookie = a.sign_in_admin().await;
     let (token, id) = a.issue(Auth::Cookie(&cookie), "shared", None, 3600).await;
@@ -144,9 +140,7 @@ async fn revocation_reaches_another_process_within_a_second(b: Backend) {
 }
 
 async fn sign_out_and_disable_reach_another_process_within_a_second(b: Backend) {
-    let Some(a) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let a = TestApp::start(b, |_| {}).await;
     let other = second_process(&a, |_| {}).await;
     let cookie = a.sign_in_admin().await;
     for _ in 0..2 {

@@ -23,29 +23,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each named `async fn NAME(Backend)` once per backend.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::support::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::support::Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
-fn pg_admin_url() -> String {
+/// The PostgreSQL database the tests connect to first, to create their own.
+pub fn pg_admin_url() -> String {
     std::env::var("TOKENGATE_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn in_ci() -> bool {
+/// Whether this is CI (`CI` set, and not `false` or `0`): there, a missing
+/// dependency fails its tests instead of skipping them.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
@@ -57,9 +43,9 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// `None` when PostgreSQL is wanted but unreachable outside CI (the test is
-    /// reported as skipped); in CI an unreachable PostgreSQL fails the test.
-    pub async fn new(backend: Backend) -> Option<TestDb> {
+    /// A fresh database. Panics when it cannot be made: the runner has already
+    /// marked PostgreSQL tests ignored when PostgreSQL is unreachable outside CI.
+    pub async fn new(backend: Backend) -> TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -67,24 +53,16 @@ impl TestDb {
                     "sqlite://{}?mode=rwc",
                     dir.path().join("tokengate.db").display()
                 );
-                Some(TestDb {
+                TestDb {
                     url,
                     dir: Some(dir),
                     pg_name: None,
-                })
+                }
             }
             Backend::Postgres => {
-                let admin = match Database::connect(pg_admin_url()).await {
-                    Ok(c) => c,
-                    Err(e) if !in_ci() => {
-                        eprintln!(
-                            "SKIPPED: PostgreSQL test, no server at {} ({e}); set TOKENGATE_TEST_PG_URL or start PostgreSQL",
-                            pg_admin_url()
-                        );
-                        return None;
-                    }
-                    Err(e) => panic!("CI=true requires PostgreSQL at {}: {e}", pg_admin_url()),
-                };
+                let admin = Database::connect(pg_admin_url())
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", pg_admin_url()));
                 let name = format!("tokengate_test_{}", uuid_simple());
                 admin
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -96,11 +74,11 @@ impl TestDb {
                     Some((prefix, _)) => format!("{prefix}/{name}"),
                     None => panic!("bad TOKENGATE_TEST_PG_URL"),
                 };
-                Some(TestDb {
+                TestDb {
                     url,
                     dir: None,
                     pg_name: Some(name),
-                })
+                }
             }
         }
     }
@@ -116,15 +94,24 @@ impl TestDb {
     }
 
     /// Drops a PostgreSQL database made for the test.
-    pub async fn drop_database(&self) {
-        if let Some(name) = &self.pg_name {
-            if let Ok(admin) = Database::connect(pg_admin_url()).await {
-                let _ = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                admin.close().await.ok();
-            }
+    pub async fn drop_database(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            drop_pg_database(&name).await;
         }
+    }
+}
+
+async fn drop_pg_database(name: &str) {
+    let dropped = async {
+        let admin = Database::connect(pg_admin_url()).await?;
+        let result = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+        admin.close().await.ok();
+        result.map(|_| ())
+    };
+    if let Err(e) = dropped.await {
+        eprintln!("could not drop test database {name}: {e}");
     }
 }
 
@@ -202,11 +189,11 @@ pub fn test_config(db_url: &str) -> Config {
 
 impl TestApp {
     /// Starts a server on a fresh database; `tweak` adjusts the configuration.
-    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
-        let db = TestDb::new(backend).await?;
+    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let db = TestDb::new(backend).await;
         let mut config = test_config(&db.url);
         tweak(&mut config);
-        Some(Self::start_on(db, config).await)
+        Self::start_on(db, config).await
     }
 
     /// Starts a server with `config` on an existing database.

@@ -35,9 +35,7 @@ both_backends!(
 const ME: &str = "{ me { email } }";
 
 async fn seed_flow_issue_use_revoke(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let exp = chrono::Utc::now().timestamp() + 180 * 86400 - 60;
     let r = app
@@ -134,9 +132,7 @@ fn b64(v: &Value) -> String {
 }
 
 async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (token, id) = app.issue(Auth::Cookie(&cookie), "real", None, 3600).await;
     let parts: Vec<&str> = token.split('.').collect();
@@ -245,9 +241,7 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
 }
 
 async fn token_of_a_disabled_user_is_refused(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.member("bob@example.com").await;
     let (token, _) = app.issue(Auth::Cookie(&cookie), "bob", None, 3600).await;
     assert_eq!(
@@ -276,9 +270,7 @@ async fn token_of_a_disabled_user_is_refused(b: Backend) {
 }
 
 async fn issuing_under_a_taken_name_rotates(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (first, first_id) = app.issue(Auth::Cookie(&cookie), "ci", None, 3600).await;
     let (other, _) = app.issue(Auth::Cookie(&cookie), "other", None, 3600).await;
@@ -334,9 +326,7 @@ async fn token_count(app: &TestApp) -> u64 {
 }
 
 async fn scopes_are_a_subset_of_the_callers(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let member = app.member("bob@example.com").await;
     let before = token_count(&app).await;
     let issue = |auth, scopes: Value| {
@@ -389,9 +379,7 @@ async fn scopes_are_a_subset_of_the_callers(b: Backend) {
 }
 
 async fn a_token_made_by_a_token_never_outlives_it(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (parent, parent_id) = app.issue(Auth::Cookie(&cookie), "parent", None, 3600).await;
     let before = token_count(&app).await;
@@ -421,9 +409,7 @@ async fn a_token_made_by_a_token_never_outlives_it(b: Backend) {
 }
 
 async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (_, existing) = app.issue(Auth::Cookie(&cookie), "keep", None, 3600).await;
     let before = token_count(&app).await;
@@ -482,9 +468,7 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
 }
 
 async fn non_expiring_tokens_only_when_configured(b: Backend) {
-    let Some(app) = TestApp::start(b, |c| c.allow_non_expiring_tokens = true).await else {
-        return;
-    };
+    let app = TestApp::start(b, |c| c.allow_non_expiring_tokens = true).await;
     let cookie = app.sign_in_admin().await;
     let r = app
         .gql(Auth::Cookie(&cookie), "mutation { updateAccessToken(name: \"forever\") { sessionJwt accessToken { expiresAt status } } }", json!({}))
@@ -520,9 +504,7 @@ async fn non_expiring_tokens_only_when_configured(b: Backend) {
 }
 
 async fn users_see_and_revoke_only_their_own_tokens(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let admin = app.sign_in_admin().await;
     let bob = app.member("bob@example.com").await;
     let carol = app.member("carol@example.com").await;
@@ -591,9 +573,7 @@ async fn users_see_and_revoke_only_their_own_tokens(b: Backend) {
 }
 
 async fn tokens_and_keys_survive_a_restart(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (token, _) = app
         .issue(Auth::Cookie(&cookie), "durable", None, 3600)
@@ -626,9 +606,7 @@ async fn tokens_and_keys_survive_a_restart(b: Backend) {
 }
 
 async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (old, _) = app.issue(Auth::Cookie(&cookie), "old", None, 3600).await;
     // Rotate as `tokengate keys rotate` would, behind the running server's back.
@@ -669,9 +647,7 @@ async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
 }
 
 async fn jwks_publishes_the_verifying_keys(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (token, token_id) = app.issue(Auth::Cookie(&cookie), "t", None, 3600).await;
     let resp = app
@@ -709,9 +685,7 @@ async fn jwks_publishes_the_verifying_keys(b: Backend) {
 }
 
 async fn database_holds_only_digests(b: Backend) {
-    let Some(mut app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let mut app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (token, _) = app.issue(Auth::Cookie(&cookie), "secret", None, 3600).await;
     let signature = token.rsplit('.').next().unwrap().to_owned();
@@ -772,13 +746,10 @@ async fn database_holds_only_digests(b: Backend) {
 }
 
 async fn last_used_is_batched_not_written_per_request(b: Backend) {
-    let Some(app) = TestApp::start(b, |c| {
+    let app = TestApp::start(b, |c| {
         c.last_used_flush_interval = Duration::from_millis(100)
     })
-    .await
-    else {
-        return;
-    };
+    .await;
     let cookie = app.sign_in_admin().await;
     let (token, id) = app.issue(Auth::Cookie(&cookie), "busy", None, 3600).await;
     let q = "query($id: ID!) { accessToken(id: $id) { lastUsedAt } }";
@@ -824,9 +795,7 @@ async fn last_used_is_batched_not_written_per_request(b: Backend) {
 }
 
 async fn token_events_are_audited(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     app.issue(Auth::Cookie(&cookie), "a", None, 3600).await;
     let (_, id) = app.issue(Auth::Cookie(&cookie), "a", None, 3600).await;
@@ -861,9 +830,7 @@ async fn token_events_are_audited(b: Backend) {
 /// owner's tokens need the admin role *and* `users:read` to read, `users:write`
 /// to revoke or to issue for a service account — in the credential in use.
 async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let admin = app.sign_in_admin().await;
     let member = app.member("grace@example.com").await;
     let (member_token, member_id) = app.issue(Auth::Cookie(&member), "ci", None, 3600).await;
