@@ -93,7 +93,7 @@ impl TestDb {
         }
     }
 
-    /// Drops a PostgreSQL database made for the test.
+    /// Drops a PostgreSQL database made for the test now (else `Drop` does).
     pub async fn drop_database(&mut self) {
         if let Some(name) = self.pg_name.take() {
             drop_pg_database(&name).await;
@@ -101,6 +101,7 @@ impl TestDb {
     }
 }
 
+/// `DROP DATABASE … WITH (FORCE)`: also ends the connections a server left open.
 async fn drop_pg_database(name: &str) {
     let dropped = async {
         let admin = Database::connect(pg_admin_url()).await?;
@@ -112,6 +113,27 @@ async fn drop_pg_database(name: &str) {
     };
     if let Err(e) = dropped.await {
         eprintln!("could not drop test database {name}: {e}");
+    }
+}
+
+/// A database made for a test is dropped however the test ends, a panic
+/// included (`Drop` runs while unwinding). It runs on a runtime of its own in a
+/// thread of its own: the test's runtime may be the one unwinding.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(drop_pg_database(&name)),
+                Err(e) => eprintln!("could not drop test database {name}: {e}"),
+            }
+        });
+        let _ = dropping.join();
     }
 }
 
