@@ -363,15 +363,7 @@ async fn a_running_server_signs_with_a_key_rotated_from_the_cli(b: Backend) {
         .to_owned();
     assert_ne!(new_kid, old_kid);
     let kids = || async {
-        let jwks: Value = app
-            .client
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = app.jwks().await;
         jwks["keys"]
             .as_array()
             .unwrap()
@@ -395,9 +387,7 @@ async fn a_running_server_signs_with_a_key_rotated_from_the_cli(b: Backend) {
     let (new, _) = app.issue(Auth::Cookie(&cookie), "new", None, 3600).await;
     assert_eq!(kid_of(&new), new_kid, "signs with the rotated key");
     for token in [&old, &new] {
-        let r = app
-            .gql(Auth::Bearer(token), "{ me { email } }", json!({}))
-            .await;
+        let r = app.me(Auth::Bearer(token)).await;
         assert_eq!(r.data()["me"]["email"], ADMIN_EMAIL);
     }
     app.finish().await;
@@ -460,9 +450,7 @@ async fn cli_manages_users_tokens_and_keys(b: Backend) {
     assert!(ok, "{err}");
     let token = token.trim().to_owned();
     assert!(err.contains("shown once"), "{err}");
-    let r = app
-        .gql(Auth::Bearer(&token), "{ me { email } }", json!({}))
-        .await;
+    let r = app.me(Auth::Bearer(&token)).await;
     assert_eq!(r.data()["me"]["email"], "eve@example.com");
     let (ok, _, err) = cli(&[
         "token",
@@ -496,12 +484,7 @@ async fn cli_manages_users_tokens_and_keys(b: Backend) {
     let (ok, out, err) = cli(&["keys", "rotate"]);
     assert!(ok, "{err}");
     assert!(out.contains("is active"));
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), "{ me { email } }", json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, newer, _) = cli(&[
         "token",
@@ -514,9 +497,7 @@ async fn cli_manages_users_tokens_and_keys(b: Backend) {
         "1d",
     ]);
     assert_eq!(
-        app.gql(Auth::Bearer(newer.trim()), "{ me { email } }", json!({}))
-            .await
-            .status,
+        app.me(Auth::Bearer(newer.trim())).await.status,
         StatusCode::OK
     );
 

@@ -32,42 +32,19 @@ async fn seen_credentials_are_served_from_the_cache(b: Backend) {
     let cache = &app.state.credentials;
     let (hits, misses) = (cache.hits(), cache.misses());
     for _ in 0..10 {
-        assert_eq!(
-            app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     }
     assert_eq!(cache.misses() - misses, 1, "verified once");
     assert_eq!(cache.hits() - hits, 9, "then served from the cache");
     // A hit still counts as a use.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("tokengate_credential_cache_total{result=\"hit\"}"),
         "{metrics}"
     );
     // Revocation evicts at once in this process, cache or not.
-    app.gql(
-        Auth::Cookie(&cookie),
-        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await;
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-            .await
-            .reason(),
-        "revoked"
-    );
+    app.revoke(Auth::Cookie(&cookie), &id).await;
+    assert_eq!(app.me(Auth::Bearer(&token)).await.reason(), "revoked");
     app.finish().await;
 }
 
@@ -78,21 +55,10 @@ async fn revocation_reaches_another_process_within_a_second(b: Backend) {
     let (token, id) = a.issue(Auth::Cookie(&cookie), "shared", None, 3600).await;
     // Warm the other process's cache.
     for _ in 0..2 {
-        assert_eq!(
-            other
-                .gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(other.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     }
     assert!(other.state.credentials.hits() >= 1);
-    a.gql(
-        Auth::Cookie(&cookie),
-        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await;
+    a.revoke(Auth::Cookie(&cookie), &id).await;
     let (r, took) = other
         .refused_within(Auth::Bearer(&token), Duration::from_secs(1))
         .await;
@@ -108,21 +74,13 @@ async fn revocation_reaches_another_process_within_a_second(b: Backend) {
         let (token, id) = a.issue(Auth::Cookie(&cookie), "notified", None, 3600).await;
         for _ in 0..2 {
             assert_eq!(
-                notified
-                    .gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                    .await
-                    .status,
+                notified.me(Auth::Bearer(&token)).await.status,
                 StatusCode::OK
             );
         }
         // Give the listener time to be subscribed before the revocation.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        a.gql(
-            Auth::Cookie(&cookie),
-            "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-            json!({ "id": id }),
-        )
-        .await;
+        a.revoke(Auth::Cookie(&cookie), &id).await;
         let (r, took) = notified
             .refused_within(Auth::Bearer(&token), Duration::from_secs(1))
             .await;
@@ -144,13 +102,7 @@ async fn sign_out_and_disable_reach_another_process_within_a_second(b: Backend) 
     let other = second_process(&a, |_| {}).await;
     let cookie = a.sign_in_admin().await;
     for _ in 0..2 {
-        assert_eq!(
-            other
-                .gql(Auth::Cookie(&cookie), "{ me { id } }", json!({}))
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(other.me(Auth::Cookie(&cookie)).await.status, StatusCode::OK);
     }
     // A service account's token, warm in the other process.
     let admin2 = a.sign_in_admin().await;
@@ -181,10 +133,7 @@ async fn sign_out_and_disable_reach_another_process_within_a_second(b: Backend) 
     let sa_token = body["access_token"].as_str().unwrap().to_owned();
     for _ in 0..2 {
         assert_eq!(
-            other
-                .gql(Auth::Bearer(&sa_token), "{ me { id } }", json!({}))
-                .await
-                .status,
+            other.me(Auth::Bearer(&sa_token)).await.status,
             StatusCode::OK
         );
     }

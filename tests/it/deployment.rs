@@ -3,7 +3,7 @@
 //! process serves the same database, and after `--issuer` changes.
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::both_backends;
 use crate::support::*;
@@ -15,14 +15,12 @@ both_backends!(
     a_running_server_learns_an_issuer_chosen_by_another_process,
 );
 
-const ME: &str = "{ me { email } }";
-
 fn iss_of(token: &str) -> String {
     jwt_claims(token)["iss"].as_str().unwrap().to_owned()
 }
 
 async fn accepted(app: &TestApp, token: &str) -> bool {
-    let r = app.gql(Auth::Bearer(token), ME, json!({})).await;
+    let r = app.me(Auth::Bearer(token)).await;
     r.status == StatusCode::OK && r.data()["me"]["email"] == ADMIN_EMAIL
 }
 

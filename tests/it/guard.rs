@@ -25,7 +25,7 @@ both_backends!(
 
 async fn missing_credentials_answer_401_with_bearer_challenge(b: Backend) {
     let app = TestApp::start(b, |_| {}).await;
-    let r = app.gql(Auth::None, "{ me { id } }", json!({})).await;
+    let r = app.me(Auth::None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.www_authenticate(), r#"Bearer realm="tokengate""#);
     assert_eq!(r.code(), "UNAUTHENTICATED");
@@ -68,9 +68,7 @@ async fn malformed_credentials_answer_401_malformed(b: Backend) {
             "{header}"
         );
     }
-    let r = app
-        .gql(Auth::Cookie("short"), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Cookie("short")).await;
     assert_eq!(
         (r.status, r.reason()),
         (StatusCode::UNAUTHORIZED, "malformed")
@@ -86,9 +84,7 @@ async fn malformed_credentials_answer_401_malformed(b: Backend) {
 async fn unknown_session_cookie_is_refused(b: Backend) {
     let app = TestApp::start(b, |_| {}).await;
     let forged = tokengate::auth::secret::Secret::random();
-    let r = app
-        .gql(Auth::Cookie(forged.expose()), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Cookie(forged.expose())).await;
     assert_eq!(
         (r.status, r.reason()),
         (StatusCode::UNAUTHORIZED, "unknown")

@@ -299,31 +299,17 @@ async fn single_active_token_ends_the_previous_one(b: Backend) {
     let first = first["access_token"].as_str().unwrap();
     let second = second["access_token"].as_str().unwrap();
     assert!(second.len() > 10);
-    assert_eq!(
-        app.gql(Auth::Bearer(first), "{ me { id } }", json!({}))
-            .await
-            .reason(),
-        "revoked"
-    );
-    assert_eq!(
-        app.gql(Auth::Bearer(second), "{ me { id } }", json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Bearer(first)).await.reason(), "revoked");
+    assert_eq!(app.me(Auth::Bearer(second)).await.status, StatusCode::OK);
     assert!(claims(second)["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp() <= 3600);
     // Without the flag, tokens accumulate.
     let many = create_client(&app, &admin, &["me:read"], false, None).await;
     let (_, _, a) = cc_token(&app, &many, None).await;
     let (_, _, _b) = cc_token(&app, &many, None).await;
     assert_eq!(
-        app.gql(
-            Auth::Bearer(a["access_token"].as_str().unwrap()),
-            "{ me { id } }",
-            json!({})
-        )
-        .await
-        .status,
+        app.me(Auth::Bearer(a["access_token"].as_str().unwrap()))
+            .await
+            .status,
         StatusCode::OK
     );
     app.finish().await;
@@ -347,12 +333,7 @@ async fn disabling_a_service_account_refuses_its_tokens_and_secret(b: Backend) {
         "{}",
         r.body
     );
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-            .await
-            .reason(),
-        "revoked"
-    );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.reason(), "revoked");
     let (status, _, body) = cc_token(&app, &c, None).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -431,9 +412,7 @@ async fn token_exchange_caps_scope_and_lifetime_and_dies_with_its_parent(b: Back
         cl["exp"].as_i64().unwrap() - cl["iat"].as_i64().unwrap()
     );
     assert_eq!(
-        app.gql(Auth::Bearer(&child), "{ me { email } }", json!({}))
-            .await
-            .data()["me"]["email"],
+        app.me(Auth::Bearer(&child)).await.data()["me"]["email"],
         ADMIN_EMAIL
     );
 
@@ -469,19 +448,9 @@ async fn token_exchange_caps_scope_and_lifetime_and_dies_with_its_parent(b: Back
     // An exchanged token's own exchange dies with the root too.
     let (_, _, grand) = exchange(child.clone(), None).await;
     let grandchild = grand["access_token"].as_str().unwrap().to_owned();
-    app.gql(
-        Auth::Cookie(&cookie),
-        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-        json!({ "id": parent_id }),
-    )
-    .await;
+    app.revoke(Auth::Cookie(&cookie), &parent_id).await;
     for t in [&parent, &child, &grandchild] {
-        assert_eq!(
-            app.gql(Auth::Bearer(t), "{ me { id } }", json!({}))
-                .await
-                .reason(),
-            "revoked"
-        );
+        assert_eq!(app.me(Auth::Bearer(t)).await.reason(), "revoked");
     }
     app.finish().await;
 }
@@ -502,12 +471,7 @@ async fn revocation_endpoint_follows_rfc_7009(b: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     // Its own client can.
     let (status, headers, _) = post_form(
         &app,
@@ -518,12 +482,7 @@ async fn revocation_endpoint_follows_rfc_7009(b: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["cache-control"], "no-store");
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-            .await
-            .reason(),
-        "revoked"
-    );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.reason(), "revoked");
     // Unknown tokens: 200. Bad client credentials: 401.
     assert_eq!(
         post_form(
@@ -555,12 +514,7 @@ async fn revocation_endpoint_follows_rfc_7009(b: Backend) {
             .0,
         StatusCode::OK
     );
-    assert_eq!(
-        app.gql(Auth::Bearer(&mine), "{ me { id } }", json!({}))
-            .await
-            .reason(),
-        "revoked"
-    );
+    assert_eq!(app.me(Auth::Bearer(&mine)).await.reason(), "revoked");
     app.finish().await;
 }
 
@@ -638,9 +592,7 @@ async fn admins_issue_named_tokens_for_service_accounts(b: Backend) {
     );
     let token = p["sessionJwt"].as_str().unwrap();
     assert_eq!(claims(token)["client_id"], c.client_id.as_str());
-    let r = app
-        .gql(Auth::Bearer(token), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Bearer(token)).await;
     assert_eq!(r.data()["me"]["id"], c.id.as_str());
     // Beyond the account's scopes: refused.
     let r = app

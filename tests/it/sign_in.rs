@@ -214,16 +214,9 @@ async fn failed_sign_ins_are_throttled_per_account(b: Backend) {
 async fn session_expires_after_its_lifetime(b: Backend) {
     let app = TestApp::start(b, |c| c.session_lifetime = Duration::from_secs(1)).await;
     let cookie = app.sign_in_admin().await;
-    assert_eq!(
-        app.gql(Auth::Cookie(&cookie), "{ me { id } }", json!({}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Cookie(&cookie)).await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let r = app
-        .gql(Auth::Cookie(&cookie), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Cookie(&cookie)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.reason(), "session_expired");
     assert_eq!(r.code(), "UNAUTHENTICATED");
@@ -246,9 +239,7 @@ async fn sign_out_ends_the_session_server_side(b: Backend) {
         "cookie cleared"
     );
     // Replaying the old cookie fails: the row is gone, not just the browser's copy.
-    let r = app
-        .gql(Auth::Cookie(&cookie), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Cookie(&cookie)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.reason(), "unknown");
     assert!(entity::session::Entity::find()

@@ -366,13 +366,52 @@ impl TestApp {
         )
     }
 
-    /// Sends `{ me { id } }` until it is refused or `within` passes (a change made
-    /// by another process reaches this one's credential cache by polling);
+    /// `{ me { id email } }`: who a credential is, or why it is refused.
+    pub async fn me(&self, auth: Auth<'_>) -> Gql {
+        self.gql(auth, "{ me { id email } }", json!({})).await
+    }
+
+    /// `revokeAccessToken(id)`, answering `{ id status revokedAt }`.
+    pub async fn revoke(&self, auth: Auth<'_>, id: &str) -> Gql {
+        self.gql(
+            auth,
+            "mutation($id: ID!) { revokeAccessToken(id: $id) { id status revokedAt } }",
+            json!({ "id": id }),
+        )
+        .await
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    pub async fn jwks(&self) -> Value {
+        self.client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Sends [`TestApp::me`] until it is refused or `within` passes (a change
+    /// made by another process reaches this one's credential cache by polling);
     /// returns the last answer and how long it took.
     pub async fn refused_within(&self, auth: Auth<'_>, within: Duration) -> (Gql, Duration) {
         let start = std::time::Instant::now();
         loop {
-            let r = self.gql(auth, "{ me { id } }", json!({})).await;
+            let r = self.me(auth).await;
             if r.status == StatusCode::UNAUTHORIZED || start.elapsed() >= within {
                 return (r, start.elapsed());
             }

@@ -32,8 +32,6 @@ both_backends!(
     token_events_are_audited,
 );
 
-const ME: &str = "{ me { email } }";
-
 async fn seed_flow_issue_use_revoke(b: Backend) {
     let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
@@ -83,7 +81,7 @@ async fn seed_flow_issue_use_revoke(b: Backend) {
         "me:read tokens:read tokens:write users:read users:write"
     );
 
-    let r = app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    let r = app.me(Auth::Bearer(&token)).await;
     assert_eq!(r.data()["me"]["email"], ADMIN_EMAIL);
 
     // The token string appears in exactly one response: listing never shows it.
@@ -101,15 +99,9 @@ async fn seed_flow_issue_use_revoke(b: Backend) {
     assert_eq!(r.data()["me"]["accessTokens"], json!([{ "id": id }]));
     assert!(!r.body.to_string().contains(&token));
 
-    let r = app
-        .gql(
-            Auth::Cookie(&cookie),
-            "mutation($id: ID!) { revokeAccessToken(id: $id) { id status revokedAt } }",
-            json!({ "id": id }),
-        )
-        .await;
+    let r = app.revoke(Auth::Cookie(&cookie), &id).await;
     assert_eq!(r.data()["revokeAccessToken"]["status"], "REVOKED");
-    let r = app.gql(Auth::Bearer(&token), ME, json!({})).await;
+    let r = app.me(Auth::Bearer(&token)).await;
     assert_eq!(
         (r.status, r.reason()),
         (StatusCode::UNAUTHORIZED, "revoked")
@@ -146,15 +138,7 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
         parts[1]
     );
     // HS256 keyed with the public key (the classic algorithm-confusion attack).
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.jwks().await;
     let public = URL_SAFE_NO_PAD
         .decode(jwks["keys"][0]["x"].as_str().unwrap())
         .unwrap();
@@ -224,7 +208,7 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
         ("never issued", unstored, "unknown"),
         ("digest mismatch", other_digest, "unknown"),
     ] {
-        let r = app.gql(Auth::Bearer(&forged), ME, json!({})).await;
+        let r = app.me(Auth::Bearer(&forged)).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{label}");
         assert_eq!(r.reason(), reason, "{label}: {}", r.body);
         assert!(
@@ -233,10 +217,7 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
         );
     }
     // The real one still works.
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     app.finish().await;
 }
 
@@ -244,10 +225,7 @@ async fn token_of_a_disabled_user_is_refused(b: Backend) {
     let app = TestApp::start(b, |_| {}).await;
     let cookie = app.member("bob@example.com").await;
     let (token, _) = app.issue(Auth::Cookie(&cookie), "bob", None, 3600).await;
-    assert_eq!(
-        app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     entity::user::Entity::update_many()
         .col_expr(
             entity::user::Column::DisabledAt,
@@ -276,16 +254,10 @@ async fn issuing_under_a_taken_name_rotates(b: Backend) {
     let (other, _) = app.issue(Auth::Cookie(&cookie), "other", None, 3600).await;
     let (second, second_id) = app.issue(Auth::Cookie(&cookie), "ci", None, 3600).await;
     assert_ne!(first_id, second_id);
+    assert_eq!(app.me(Auth::Bearer(&first)).await.reason(), "revoked");
+    assert_eq!(app.me(Auth::Bearer(&second)).await.status, StatusCode::OK);
     assert_eq!(
-        app.gql(Auth::Bearer(&first), ME, json!({})).await.reason(),
-        "revoked"
-    );
-    assert_eq!(
-        app.gql(Auth::Bearer(&second), ME, json!({})).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.gql(Auth::Bearer(&other), ME, json!({})).await.status,
+        app.me(Auth::Bearer(&other)).await.status,
         StatusCode::OK,
         "other names untouched"
     );
@@ -456,13 +428,7 @@ async fn bad_input_is_refused_and_changes_nothing(b: Backend) {
         .await;
     assert_eq!(r.data()["accessToken"]["status"], "ACTIVE");
     // Revoking an unknown id: NOT_FOUND.
-    let r = app
-        .gql(
-            Auth::Cookie(&cookie),
-            "mutation { revokeAccessToken(id: \"nope\") { id } }",
-            json!({}),
-        )
-        .await;
+    let r = app.revoke(Auth::Cookie(&cookie), "nope").await;
     assert_eq!(r.code(), "NOT_FOUND");
     app.finish().await;
 }
@@ -483,10 +449,7 @@ async fn non_expiring_tokens_only_when_configured(b: Backend) {
     )
     .unwrap();
     assert!(claims.get("exp").is_none());
-    assert_eq!(
-        app.gql(Auth::Bearer(token), ME, json!({})).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.me(Auth::Bearer(token)).await.status, StatusCode::OK);
     // A non-expiring token still cannot mint a child without an expiry... it can:
     // its parent never expires. But an expiring parent cannot.
     let (expiring, _) = app
@@ -521,18 +484,10 @@ async fn users_see_and_revoke_only_their_own_tokens(b: Backend) {
         .gql(Auth::Cookie(&carol), "{ accessTokens { id } }", json!({}))
         .await;
     assert_eq!(r.data()["accessTokens"], json!([]));
-    let r = app
-        .gql(
-            Auth::Cookie(&carol),
-            "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-            json!({ "id": bob_id }),
-        )
-        .await;
+    let r = app.revoke(Auth::Cookie(&carol), &bob_id).await;
     assert_eq!(r.code(), "NOT_FOUND");
     assert_eq!(
-        app.gql(Auth::Bearer(&bob_token), ME, json!({}))
-            .await
-            .status,
+        app.me(Auth::Bearer(&bob_token)).await.status,
         StatusCode::OK
     );
     // Administrators may read and revoke anyone's.
@@ -555,20 +510,9 @@ async fn users_see_and_revoke_only_their_own_tokens(b: Backend) {
         r.data()["users"][1],
         json!({ "email": "bob@example.com", "accessTokens": [{ "name": "bob" }] })
     );
-    let r = app
-        .gql(
-            Auth::Cookie(&admin),
-            "mutation($id: ID!) { revokeAccessToken(id: $id) { status } }",
-            json!({ "id": bob_id }),
-        )
-        .await;
+    let r = app.revoke(Auth::Cookie(&admin), &bob_id).await;
     assert_eq!(r.data()["revokeAccessToken"]["status"], "REVOKED");
-    assert_eq!(
-        app.gql(Auth::Bearer(&bob_token), ME, json!({}))
-            .await
-            .reason(),
-        "revoked"
-    );
+    assert_eq!(app.me(Auth::Bearer(&bob_token)).await.reason(), "revoked");
     app.finish().await;
 }
 
@@ -578,29 +522,13 @@ async fn tokens_and_keys_survive_a_restart(b: Backend) {
     let (token, _) = app
         .issue(Auth::Cookie(&cookie), "durable", None, 3600)
         .await;
-    let jwks_before: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before: Value = app.jwks().await;
     let app = app.restart().await;
     assert_eq!(
-        app.gql(Auth::Bearer(&token), ME, json!({})).await.data()["me"]["email"],
+        app.me(Auth::Bearer(&token)).await.data()["me"]["email"],
         ADMIN_EMAIL
     );
-    let jwks_after: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_after: Value = app.jwks().await;
     assert_eq!(jwks_before, jwks_after, "no new key on restart");
     app.finish().await;
 }
@@ -616,23 +544,12 @@ async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
     assert_eq!(kid_of(&new), new_kid);
     assert_ne!(kid_of(&old), new_kid);
     assert_eq!(
-        app.gql(Auth::Bearer(&old), ME, json!({})).await.status,
+        app.me(Auth::Bearer(&old)).await.status,
         StatusCode::OK,
         "old key still verifies"
     );
-    assert_eq!(
-        app.gql(Auth::Bearer(&new), ME, json!({})).await.status,
-        StatusCode::OK
-    );
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(app.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
+    let jwks: Value = app.jwks().await;
     let mut kids: Vec<_> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -757,10 +674,7 @@ async fn last_used_is_batched_not_written_per_request(b: Backend) {
     assert!(r.data()["accessToken"]["lastUsedAt"].is_null());
     let before = app.state.last_used.writes();
     for _ in 0..30 {
-        assert_eq!(
-            app.gql(Auth::Bearer(&token), ME, json!({})).await.status,
-            StatusCode::OK
-        );
+        assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     }
     app.settle().await;
     let after = app.state.last_used.writes();
@@ -773,20 +687,12 @@ async fn last_used_is_batched_not_written_per_request(b: Backend) {
     assert!((chrono::Utc::now() - last.with_timezone(&chrono::Utc)).num_seconds() < 60);
     // More use within the gap: no further write yet.
     for _ in 0..10 {
-        app.gql(Auth::Bearer(&token), ME, json!({})).await;
+        app.me(Auth::Bearer(&token)).await;
     }
     app.settle().await;
     assert_eq!(app.state.last_used.writes(), after);
     // The count is published.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(&format!("tokengate_last_used_writes_total {after}")),
         "{metrics}"
@@ -799,12 +705,7 @@ async fn token_events_are_audited(b: Backend) {
     let cookie = app.sign_in_admin().await;
     app.issue(Auth::Cookie(&cookie), "a", None, 3600).await;
     let (_, id) = app.issue(Auth::Cookie(&cookie), "a", None, 3600).await;
-    app.gql(
-        Auth::Cookie(&cookie),
-        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await;
+    app.revoke(Auth::Cookie(&cookie), &id).await;
     let actions = audit_actions(app.conn()).await;
     assert_eq!(
         actions[2..],
@@ -834,10 +735,7 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
     let admin = app.sign_in_admin().await;
     let member = app.member("grace@example.com").await;
     let (member_token, member_id) = app.issue(Auth::Cookie(&member), "ci", None, 3600).await;
-    let member_user = app
-        .gql(Auth::Cookie(&member), "{ me { id } }", json!({}))
-        .await
-        .data()["me"]["id"]
+    let member_user = app.me(Auth::Cookie(&member)).await.data()["me"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -868,17 +766,11 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
     };
     let read_one = "query($id: ID!) { accessToken(id: $id) { id } }";
     let list_of = "query($o: ID) { accessTokens(ownerId: $o) { id } }";
-    let revoke = "mutation($id: ID!) { revokeAccessToken(id: $id) { status } }";
     let exp = chrono::Utc::now().timestamp() + 600;
     let issue_for = &format!("mutation($sa: ID) {{ updateAccessToken(expirationTime: {exp}, name: \"robot\", serviceAccountId: $sa) {{ success }} }}");
     let still_works = |token: String| {
         let app = &app;
-        async move {
-            app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                .await
-                .status
-                == StatusCode::OK
-        }
+        async move { app.me(Auth::Bearer(&token)).await.status == StatusCode::OK }
     };
 
     // An administrator's token narrowed to tokens:* acts on its own tokens only.
@@ -886,7 +778,7 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
     let t = Auth::Bearer(&tokens_only);
     let r = app.gql(t, read_one, json!({ "id": member_id })).await;
     assert_eq!(r.data()["accessToken"], Value::Null, "{}", r.body);
-    let r = app.gql(t, revoke, json!({ "id": member_id })).await;
+    let r = app.revoke(t, &member_id).await;
     assert_eq!(r.code(), "NOT_FOUND", "{}", r.body);
     assert!(still_works(member_token.clone()).await);
     let r = app.gql(t, list_of, json!({ "o": member_user })).await;
@@ -913,7 +805,7 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
     assert_eq!(r.data()["accessToken"]["id"], member_id.as_str());
     let r = app.gql(t, list_of, json!({ "o": member_user })).await;
     assert_eq!(r.data()["accessTokens"][0]["id"], member_id.as_str());
-    let r = app.gql(t, revoke, json!({ "id": member_id })).await;
+    let r = app.revoke(t, &member_id).await;
     assert_eq!(r.code(), "FORBIDDEN", "{}", r.body);
     assert_eq!(
         r.body["errors"][0]["extensions"]["requiredScope"],
@@ -939,13 +831,7 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app
-        .gql(
-            Auth::Cookie(&member),
-            revoke,
-            json!({ "id": admin_token_id }),
-        )
-        .await;
+    let r = app.revoke(Auth::Cookie(&member), &admin_token_id).await;
     assert_eq!(r.code(), "NOT_FOUND", "{}", r.body);
     assert!(still_works(admin_token).await);
     let r = app
@@ -962,7 +848,7 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
     let t = Auth::Bearer(&writer);
     let r = app.gql(t, issue_for.as_str(), json!({ "sa": robot })).await;
     assert_eq!(r.data()["updateAccessToken"]["success"], true, "{}", r.body);
-    let r = app.gql(t, revoke, json!({ "id": member_id })).await;
+    let r = app.revoke(t, &member_id).await;
     assert_eq!(
         r.data()["revokeAccessToken"]["status"],
         "REVOKED",
