@@ -419,10 +419,12 @@ impl TestApp {
         }
     }
 
-    /// Waits until the batched last-used writer has run at least once more.
-    pub async fn settle(&self) {
-        tokio::time::sleep(self.config.last_used_flush_interval * 3 + Duration::from_millis(50))
-            .await;
+    /// Runs the batched last-used writer now, as its timer would (`force`: as
+    /// at shutdown, ignoring the minimum gap between two writes of a token).
+    /// A test that calls it sets a long `last_used_flush_interval`, so that the
+    /// timer cannot take the notes first and leave this call nothing to write.
+    pub async fn flush_last_used(&self, force: bool) {
+        self.state.last_used.flush(&self.state.db, force).await;
     }
 }
 
