@@ -78,8 +78,13 @@ async fn revocation_reaches_another_process_within_a_second(b: Backend) {
                 StatusCode::OK
             );
         }
-        // Give the listener time to be subscribed before the revocation.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // NOTIFY reaches only a listener subscribed when the revocation commits.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            notified.state.revocation_listener.subscribed(),
+        )
+        .await
+        .expect("the revocation listener subscribes");
         a.revoke(Auth::Cookie(&cookie), &id).await;
         let (r, took) = notified
             .refused_within(Auth::Bearer(&token), Duration::from_secs(1))
