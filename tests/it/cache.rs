@@ -26,22 +26,38 @@ async fn second_process(a: &TestApp, tweak: impl FnOnce(&mut tokengate::Config))
 }
 
 async fn seen_credentials_are_served_from_the_cache(b: Backend) {
-    let app = TestApp::start(b, |_| {}).await;
+    // The test runs the last-used writer itself; its timer stays idle.
+    let app = TestApp::start(b, |c| {
+        c.last_used_flush_interval = Duration::from_secs(3600)
+    })
+    .await;
     let cookie = app.sign_in_admin().await;
     let (token, id) = app.issue(Auth::Cookie(&cookie), "hot", None, 3600).await;
     let cache = &app.state.credentials;
     let (hits, misses) = (cache.hits(), cache.misses());
-    for _ in 0..10 {
+    assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
+    // Write out the use the full verification noted, so only hits note more.
+    app.flush_last_used(true).await;
+    for _ in 0..9 {
         assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     }
     assert_eq!(cache.misses() - misses, 1, "verified once");
     assert_eq!(cache.hits() - hits, 9, "then served from the cache");
-    // A hit still counts as a use.
-    let metrics = app.metrics().await;
-    assert!(
-        metrics.contains("tokengate_credential_cache_total{result=\"hit\"}"),
-        "{metrics}"
+    // A hit still counts as a use: the hits left a last-used time to write.
+    let writes = app.state.last_used.writes();
+    app.flush_last_used(true).await;
+    assert_eq!(
+        app.state.last_used.writes() - writes,
+        1,
+        "cache hits noted no use"
     );
+    // And the hits are published.
+    let metrics = app.metrics().await;
+    let line = format!(
+        "tokengate_credential_cache_total{{result=\"hit\"}} {}",
+        cache.hits()
+    );
+    assert!(metrics.contains(&line), "{line} not in {metrics}");
     // Revocation evicts at once in this process, cache or not.
     app.revoke(Auth::Cookie(&cookie), &id).await;
     assert_eq!(app.me(Auth::Bearer(&token)).await.reason(), "revoked");
