@@ -120,8 +120,8 @@ async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets
     let db = TestDb::new(Backend::Sqlite).await;
     let served = serve(&db.url, &[("TOKENGATE_LOG", "debug")], &[]);
     let client = reqwest::Client::new();
-    // The password is on stderr; read it by stopping and restarting is not needed:
-    // the bootstrap lines come before "listening", so wait for readiness then stop.
+    // The bootstrap lines, the password among them, go to stderr before
+    // "listening": once the server is ready, stop it and read what it wrote.
     assert_eq!(
         client
             .get(format!("{}/readyz", served.base))

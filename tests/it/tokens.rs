@@ -131,7 +131,7 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
 
-    // alg none, with and without a signature.
+    // alg none, the signature left empty.
     let none = format!(
         "{}.{}.",
         b64(&json!({ "alg": "none", "typ": "at+jwt", "kid": header["kid"] })),
@@ -149,10 +149,10 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
         &jsonwebtoken::EncodingKey::from_secret(&public),
     )
     .unwrap();
-    // Tampered payload: more scope, same signature.
-    let mut richer = claims.clone();
-    richer["sub"] = json!("someone-else");
-    let tampered = format!("{}.{}.{}", parts[0], b64(&richer), parts[2]);
+    // Tampered payload: another subject, same signature.
+    let mut someone_else = claims.clone();
+    someone_else["sub"] = json!("someone-else");
+    let tampered = format!("{}.{}.{}", parts[0], b64(&someone_else), parts[2]);
     // A kid this server never had.
     let mut other_kid = header.clone();
     other_kid["kid"] = json!("not-a-key");
@@ -450,8 +450,8 @@ async fn non_expiring_tokens_only_when_configured(b: Backend) {
     .unwrap();
     assert!(claims.get("exp").is_none());
     assert_eq!(app.me(Auth::Bearer(token)).await.status, StatusCode::OK);
-    // A non-expiring token still cannot mint a child without an expiry... it can:
-    // its parent never expires. But an expiring parent cannot.
+    // A token that expires cannot make one that never does: the child would
+    // outlive its parent.
     let (expiring, _) = app
         .issue(Auth::Cookie(&cookie), "expiring", None, 3600)
         .await;
