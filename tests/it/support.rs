@@ -29,6 +29,17 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A connection to [`pg_admin_url`] that gives up after 10 s rather than the
+/// pool's default 30 (`--include-ignored` without a server then fails fast).
+async fn pg_admin() -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options = sea_orm::ConnectOptions::new(pg_admin_url());
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    Database::connect(options).await
+}
+
 /// Whether this is CI (`CI` set, and not `false` or `0`): there, a missing
 /// dependency fails its tests instead of skipping them.
 pub fn in_ci() -> bool {
@@ -60,7 +71,7 @@ impl TestDb {
                 }
             }
             Backend::Postgres => {
-                let admin = Database::connect(pg_admin_url())
+                let admin = pg_admin()
                     .await
                     .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", pg_admin_url()));
                 let name = format!("tokengate_test_{}", uuid_simple());
@@ -104,7 +115,7 @@ impl TestDb {
 /// `DROP DATABASE … WITH (FORCE)`: also ends the connections a server left open.
 async fn drop_pg_database(name: &str) {
     let dropped = async {
-        let admin = Database::connect(pg_admin_url()).await?;
+        let admin = pg_admin().await?;
         let result = admin
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await;
