@@ -32,6 +32,8 @@ pub struct Core {
     pub last_used: LastUsed,
     /// Verified credentials seen recently (digest → principal).
     pub credentials: CredentialCache,
+    /// Whether the revocation listener is subscribed (PostgreSQL).
+    pub revocation_listener: crate::auth::revocations::Listening,
     pub metrics: Metrics,
 }
 
@@ -52,6 +54,7 @@ impl Core {
             client_throttle: SignInThrottle::default(),
             last_used: LastUsed::default(),
             credentials: CredentialCache::default(),
+            revocation_listener: Default::default(),
             metrics: Metrics::default(),
             config,
         })

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::{access_token, session_end, user};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::cache::Kind;
 use crate::core::Core;
@@ -73,6 +73,28 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
     Ok(())
 }
 
+/// Whether this process's PostgreSQL listener has subscribed (cleared when its
+/// connection fails; never set on SQLite). A revocation committed while it is
+/// subscribed wakes the poll at once.
+pub struct Listening(watch::Sender<bool>);
+
+impl Default for Listening {
+    fn default() -> Self {
+        Listening(watch::Sender::new(false))
+    }
+}
+
+impl Listening {
+    fn set(&self, subscribed: bool) {
+        self.0.send_replace(subscribed);
+    }
+
+    /// Resolves once the listener is subscribed (at once if it is).
+    pub async fn subscribed(&self) {
+        let _ = self.0.subscribe().wait_for(|s| *s).await;
+    }
+}
+
 /// Deletes ended-session markers nobody needs any more.
 async fn prune(core: &Core) -> Result<(), sea_orm::DbErr> {
     session_end::Entity::delete_many()
@@ -91,12 +113,14 @@ async fn listen(core: Arc<Core>, wake: Arc<Notify>) {
         let result: Result<(), sea_orm::sqlx::Error> = async {
             let mut listener = PgListener::connect_with(pool).await?;
             listener.listen(CHANNEL).await?;
+            core.revocation_listener.set(true);
             loop {
                 listener.recv().await?;
                 wake.notify_one();
             }
         }
         .await;
+        core.revocation_listener.set(false);
         if let Err(e) = result {
             tracing::warn!(error = %e, "revocation listener lost its connection; retrying");
         }

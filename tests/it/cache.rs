@@ -26,77 +26,55 @@ async fn second_process(a: &TestApp, tweak: impl FnOnce(&mut tokengate::Config))
 }
 
 async fn seen_credentials_are_served_from_the_cache(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    // The test runs the last-used writer itself; its timer stays idle.
+    let app = TestApp::start(b, |c| {
+        c.last_used_flush_interval = Duration::from_secs(3600)
+    })
+    .await;
     let cookie = app.sign_in_admin().await;
     let (token, id) = app.issue(Auth::Cookie(&cookie), "hot", None, 3600).await;
     let cache = &app.state.credentials;
     let (hits, misses) = (cache.hits(), cache.misses());
-    for _ in 0..10 {
-        assert_eq!(
-            app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                .await
-                .status,
-            StatusCode::OK
-        );
+    assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
+    // Write out the use the full verification noted, so only hits note more.
+    app.flush_last_used(true).await;
+    for _ in 0..9 {
+        assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     }
     assert_eq!(cache.misses() - misses, 1, "verified once");
     assert_eq!(cache.hits() - hits, 9, "then served from the cache");
-    // A hit still counts as a use.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("tokengate_credential_cache_total{result=\"hit\"}"),
-        "{metrics}"
-    );
-    // Revocation evicts at once in this process, cache or not.
-    app.gql(
-        Auth::Cookie(&cookie),
-        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await;
+    // A hit still counts as a use: the hits left a last-used time to write.
+    let writes = app.state.last_used.writes();
+    app.flush_last_used(true).await;
     assert_eq!(
-        app.gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-            .await
-            .reason(),
-        "revoked"
+        app.state.last_used.writes() - writes,
+        1,
+        "cache hits noted no use"
     );
+    // And the hits are published.
+    let metrics = app.metrics().await;
+    let line = format!(
+        "tokengate_credential_cache_total{{result=\"hit\"}} {}",
+        cache.hits()
+    );
+    assert!(metrics.contains(&line), "{line} not in {metrics}");
+    // Revocation evicts at once in this process, cache or not.
+    app.revoke(Auth::Cookie(&cookie), &id).await;
+    assert_eq!(app.me(Auth::Bearer(&token)).await.reason(), "revoked");
     app.finish().await;
 }
 
 async fn revocation_reaches_another_process_within_a_second(b: Backend) {
-    let Some(a) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let a = TestApp::start(b, |_| {}).await;
     let other = second_process(&a, |_| {}).await;
     let cookie = a.sign_in_admin().await;
     let (token, id) = a.issue(Auth::Cookie(&cookie), "shared", None, 3600).await;
     // Warm the other process's cache.
     for _ in 0..2 {
-        assert_eq!(
-            other
-                .gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(other.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
     }
     assert!(other.state.credentials.hits() >= 1);
-    a.gql(
-        Auth::Cookie(&cookie),
-        "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-        json!({ "id": id }),
-    )
-    .await;
+    a.revoke(Auth::Cookie(&cookie), &id).await;
     let (r, took) = other
         .refused_within(Auth::Bearer(&token), Duration::from_secs(1))
         .await;
@@ -112,21 +90,18 @@ async fn revocation_reaches_another_process_within_a_second(b: Backend) {
         let (token, id) = a.issue(Auth::Cookie(&cookie), "notified", None, 3600).await;
         for _ in 0..2 {
             assert_eq!(
-                notified
-                    .gql(Auth::Bearer(&token), "{ me { id } }", json!({}))
-                    .await
-                    .status,
+                notified.me(Auth::Bearer(&token)).await.status,
                 StatusCode::OK
             );
         }
-        // Give the listener time to be subscribed before the revocation.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        a.gql(
-            Auth::Cookie(&cookie),
-            "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }",
-            json!({ "id": id }),
+        // NOTIFY reaches only a listener subscribed when the revocation commits.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            notified.state.revocation_listener.subscribed(),
         )
-        .await;
+        .await
+        .expect("the revocation listener subscribes");
+        a.revoke(Auth::Cookie(&cookie), &id).await;
         let (r, took) = notified
             .refused_within(Auth::Bearer(&token), Duration::from_secs(1))
             .await;
@@ -144,19 +119,11 @@ async fn revocation_reaches_another_process_within_a_second(b: Backend) {
 }
 
 async fn sign_out_and_disable_reach_another_process_within_a_second(b: Backend) {
-    let Some(a) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let a = TestApp::start(b, |_| {}).await;
     let other = second_process(&a, |_| {}).await;
     let cookie = a.sign_in_admin().await;
     for _ in 0..2 {
-        assert_eq!(
-            other
-                .gql(Auth::Cookie(&cookie), "{ me { id } }", json!({}))
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(other.me(Auth::Cookie(&cookie)).await.status, StatusCode::OK);
     }
     // A service account's token, warm in the other process.
     let admin2 = a.sign_in_admin().await;
@@ -187,10 +154,7 @@ async fn sign_out_and_disable_reach_another_process_within_a_second(b: Backend) 
     let sa_token = body["access_token"].as_str().unwrap().to_owned();
     for _ in 0..2 {
         assert_eq!(
-            other
-                .gql(Auth::Bearer(&sa_token), "{ me { id } }", json!({}))
-                .await
-                .status,
+            other.me(Auth::Bearer(&sa_token)).await.status,
             StatusCode::OK
         );
     }

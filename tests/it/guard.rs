@@ -24,10 +24,8 @@ both_backends!(
 );
 
 async fn missing_credentials_answer_401_with_bearer_challenge(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
-    let r = app.gql(Auth::None, "{ me { id } }", json!({})).await;
+    let app = TestApp::start(b, |_| {}).await;
+    let r = app.me(Auth::None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.www_authenticate(), r#"Bearer realm="tokengate""#);
     assert_eq!(r.code(), "UNAUTHENTICATED");
@@ -37,9 +35,7 @@ async fn missing_credentials_answer_401_with_bearer_challenge(b: Backend) {
 }
 
 async fn malformed_credentials_answer_401_malformed(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     for header in [
         "Basic YWRhOnB3",
         "Bearer",
@@ -72,9 +68,7 @@ async fn malformed_credentials_answer_401_malformed(b: Backend) {
             "{header}"
         );
     }
-    let r = app
-        .gql(Auth::Cookie("short"), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Cookie("short")).await;
     assert_eq!(
         (r.status, r.reason()),
         (StatusCode::UNAUTHORIZED, "malformed")
@@ -88,13 +82,9 @@ async fn malformed_credentials_answer_401_malformed(b: Backend) {
 }
 
 async fn unknown_session_cookie_is_refused(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let forged = tokengate::auth::secret::Secret::random();
-    let r = app
-        .gql(Auth::Cookie(forged.expose()), "{ me { id } }", json!({}))
-        .await;
+    let r = app.me(Auth::Cookie(forged.expose())).await;
     assert_eq!(
         (r.status, r.reason()),
         (StatusCode::UNAUTHORIZED, "unknown")
@@ -103,9 +93,7 @@ async fn unknown_session_cookie_is_refused(b: Backend) {
 }
 
 async fn bad_bearer_wins_over_a_valid_cookie(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let resp = app
         .client
@@ -125,9 +113,7 @@ async fn bad_bearer_wins_over_a_valid_cookie(b: Backend) {
 }
 
 async fn missing_scope_gives_forbidden_field_and_the_rest_resolves(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let (token, _) = app
         .issue(Auth::Cookie(&cookie), "narrow", Some(&["me:read"]), 3600)
@@ -163,9 +149,7 @@ async fn missing_scope_gives_forbidden_field_and_the_rest_resolves(b: Backend) {
 }
 
 async fn members_cannot_list_users(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.member("bob@example.com").await;
     let r = app
         .gql(
@@ -192,9 +176,7 @@ async fn members_cannot_list_users(b: Backend) {
 }
 
 async fn cookie_posts_must_be_json(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let exp = chrono::Utc::now().timestamp() + 3600;
     let mutation =
@@ -225,9 +207,7 @@ async fn cookie_posts_must_be_json(b: Backend) {
 use sea_orm::EntityTrait;
 
 async fn get_runs_queries_and_refuses_mutations(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     let get = |q: &str| {
         with_auth(app.client.get(app.url("/api")), Auth::Cookie(&cookie))
@@ -266,9 +246,7 @@ async fn get_runs_queries_and_refuses_mutations(b: Backend) {
 }
 
 async fn limits_refuse_deep_aliased_and_oversized_requests(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let cookie = app.sign_in_admin().await;
     // Depth: ofType nests as deep as one likes.
     let mut inner = String::from("name");
@@ -305,9 +283,7 @@ async fn limits_refuse_deep_aliased_and_oversized_requests(b: Backend) {
 }
 
 async fn introspection_needs_credentials(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     let r = app
         .gql(Auth::None, "{ __schema { queryType { name } } }", json!({}))
         .await;
@@ -348,9 +324,7 @@ async fn post_accepting(
 }
 
 async fn request_errors_have_no_data_with_graphql_response_json(b: Backend) {
-    let Some(app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let app = TestApp::start(b, |_| {}).await;
     const MODERN: &str = "application/graphql-response+json";
     let cookie = app.sign_in_admin().await;
     let auth = Auth::Cookie(&cookie);
@@ -421,9 +395,7 @@ async fn request_errors_have_no_data_with_graphql_response_json(b: Backend) {
 }
 
 async fn health_and_readiness(b: Backend) {
-    let Some(mut app) = TestApp::start(b, |_| {}).await else {
-        return;
-    };
+    let mut app = TestApp::start(b, |_| {}).await;
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = app.client.get(app.url("/readyz")).send().await.unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests: a real server over HTTP on an ephemeral port, on SQLite
-//! and on PostgreSQL. One module per capability.
+//! and on PostgreSQL. One module per capability; `harness` runs them.
 
+mod harness;
 mod support;
 
 mod binary;
@@ -10,3 +11,16 @@ mod guard;
 mod oauth;
 mod sign_in;
 mod tokens;
+
+fn main() -> std::process::ExitCode {
+    harness::main(&[
+        binary::SINGLE,
+        binary::BOTH_BACKENDS,
+        cache::BOTH_BACKENDS,
+        deployment::BOTH_BACKENDS,
+        guard::BOTH_BACKENDS,
+        oauth::BOTH_BACKENDS,
+        sign_in::BOTH_BACKENDS,
+        tokens::BOTH_BACKENDS,
+    ])
+}
