@@ -9,10 +9,11 @@ use std::time::Duration;
 use axum::http::{header, HeaderMap, HeaderValue};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokengate::auth::secret::Secret;
-use tokengate::auth::{guard, password, sessions, Credential, Principal, Role};
+use tokengate::auth::{Credential, Principal, Role};
 use tokengate::core::Core;
 use tokengate::tokens::{self, IssueRequest};
 use tokengate::Config;
+use tokengate::{guard, password, sessions};
 
 struct Fixture {
     rt: tokio::runtime::Runtime,

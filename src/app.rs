@@ -60,6 +60,15 @@ impl axum::extract::FromRef<AppState> for AppSchema {
     }
 }
 
+/// The cookie policy, for the sign-in handlers.
+impl axum::extract::FromRef<AppState> for web::CookiePolicy {
+    fn from_ref(state: &AppState) -> web::CookiePolicy {
+        web::CookiePolicy {
+            secure: state.secure_cookies,
+        }
+    }
+}
+
 impl AppState {
     /// The state of a server listening on `bound`.
     pub fn new(core: Arc<Core>, bound: SocketAddr) -> AppState {

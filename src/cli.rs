@@ -134,8 +134,8 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             let conn = connect(&config).await?;
             // Make sure a key exists first, so rotation always retires something real.
-            crate::auth::keys::KeyRing::load(&conn, None).await?;
-            let kid = crate::auth::keys::rotate(&conn).await?;
+            crate::core::keys::KeyRing::load(&conn, None).await?;
+            let kid = crate::core::keys::rotate(&conn).await?;
             println!(
                 "new signing key {kid} is active; earlier keys verify until their tokens expire"
             );

@@ -34,11 +34,11 @@ pub async fn start(
         core.config.admin_password.as_ref(),
     )
     .await?;
-    crate::auth::password::warm_up().await;
+    crate::password::warm_up().await;
     let state = AppState::new(core.clone(), addr);
     let tasks = [
         tokio::spawn(flush_last_used(core.clone())),
-        tokio::spawn(crate::auth::revocations::run(core.clone())),
+        tokio::spawn(crate::core::revocations::run(core.clone())),
         tokio::spawn(reload_keys(core.clone())),
     ];
     let router = app::router(state.clone());

@@ -174,7 +174,7 @@ pub async fn disable(
                     owner.disabled_at = Set(Some(now));
                     owner.update(txn).await?;
                 }
-                crate::auth::revocations::notify(txn).await?;
+                crate::core::revocations::notify(txn).await?;
                 Ok(account)
             })
         })

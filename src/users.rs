@@ -8,11 +8,11 @@ use sea_orm::{
 };
 
 use crate::audit::{self, Event};
-use crate::auth::password;
 use crate::auth::secret::Secret;
-use crate::auth::throttle::SignInThrottle;
 use crate::auth::Role;
+use crate::core::throttle::SignInThrottle;
 use crate::error::{AppError, AppResult};
+use crate::password;
 
 /// Normalises and checks an email address.
 pub fn normalize_email(email: &str) -> AppResult<String> {
@@ -180,7 +180,7 @@ pub async fn bootstrap_admin(
             password.expose()
         );
     } else {
-        eprintln!("created the first administrator {}", admin.email);
+        tracing::info!(email = %admin.email, "created the first administrator");
     }
     Ok(())
 }

@@ -1,16 +1,9 @@
 //! Authentication: who is calling, proven how, allowed what.
 
 pub mod authority;
-pub mod cache;
-pub mod guard;
-pub mod keys;
-pub mod password;
 pub mod principal;
-pub mod revocations;
 pub mod scopes;
 pub mod secret;
-pub mod sessions;
-pub mod throttle;
 
 pub use authority::{may_act_on_others_tokens, may_act_on_tokens, TokenAccess};
 pub use principal::{Credential, Principal, Role};

@@ -15,9 +15,10 @@ use super::RequestMeta;
 use std::sync::Arc;
 
 use super::AppSchema;
-use crate::auth::{guard, Principal};
+use crate::auth::Principal;
 use crate::core::Core;
 use crate::error::AppError;
+use crate::guard;
 use crate::request::{self, content_type_is};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";

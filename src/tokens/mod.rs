@@ -4,7 +4,6 @@
 
 mod issue;
 pub mod jwt;
-pub mod last_used;
 mod lookup;
 pub mod policy;
 mod revoke;

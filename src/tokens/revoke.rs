@@ -60,7 +60,7 @@ pub(super) async fn revoke_where(
         revoked.extend(found);
     }
     if !revoked.is_empty() {
-        crate::auth::revocations::notify(txn).await?;
+        crate::core::revocations::notify(txn).await?;
     }
     Ok(revoked)
 }

@@ -10,12 +10,14 @@ use axum::response::{IntoResponse, Response};
 use super::assets;
 use super::page::{error_page, escape, page};
 use super::sign_in::signed_in;
-use crate::app::AppState;
+use std::sync::Arc;
+
 use crate::auth::principal::Principal;
+use crate::core::Core;
 use crate::tokens::policy::MAX_NAME_LEN;
 
 /// `GET /console`: the page, or 303 to the sign-in page.
-pub async fn console(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn console(State(app): State<Arc<Core>>, headers: HeaderMap) -> Response {
     match signed_in(&app, &headers).await {
         Ok(Some(principal)) => page(StatusCode::OK, console_html(&app, &principal)),
         Ok(None) => (
@@ -33,7 +35,7 @@ pub async fn console(State(app): State<AppState>, headers: HeaderMap) -> Respons
     }
 }
 
-fn console_html(app: &AppState, principal: &Principal) -> String {
+fn console_html(app: &Core, principal: &Principal) -> String {
     let scopes: Vec<&str> = principal.scopes.iter().map(|s| s.as_str()).collect();
     let checkboxes: String = scopes
         .iter()

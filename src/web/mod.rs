@@ -10,3 +10,10 @@ pub mod playground;
 pub mod sign_in;
 
 pub use sign_in::{login, login_page, logout, safe_next};
+
+/// Whether the session cookie is marked `Secure` (`--secure-cookies`, else
+/// not on loopback): the one thing the pages need that the core does not hold.
+#[derive(Clone, Copy, Debug)]
+pub struct CookiePolicy {
+    pub secure: bool,
+}

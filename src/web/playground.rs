@@ -14,8 +14,11 @@ use axum::response::Response;
 use super::assets;
 use super::page::{error_page, page_with_csp};
 use super::sign_in::signed_in;
-use crate::app::AppState;
+use std::sync::Arc;
+
+use crate::core::Core;
 use crate::graphql;
+use crate::graphql::AppSchema;
 
 /// The playground's policy. Scripts, connections and everything else stay
 /// `'self'`; two relaxations, for this page only:
@@ -43,15 +46,15 @@ fn has_query_param(raw: Option<&str>) -> bool {
 
 /// `GET /api`: the playground for a browser without `?query=`, else GraphQL.
 pub async fn api_get(
-    State(app): State<AppState>,
+    State(core): State<Arc<Core>>,
+    State(schema): State<AppSchema>,
     connect: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     if wants_html(&headers) && !has_query_param(raw.as_deref()) {
-        return playground(&app, &headers).await;
+        return playground(&core, &headers).await;
     }
-    let (core, schema) = (app.core.clone(), app.schema.clone());
     let mut resp =
         graphql::http::get(State(core), State(schema), connect, headers, RawQuery(raw)).await;
     // The same URL answers HTML or JSON depending on Accept.
@@ -60,8 +63,8 @@ pub async fn api_get(
     resp
 }
 
-async fn playground(app: &AppState, headers: &HeaderMap) -> Response {
-    let has_session = match signed_in(app, headers).await {
+async fn playground(core: &Core, headers: &HeaderMap) -> Response {
+    let has_session = match signed_in(core, headers).await {
         Ok(principal) => principal.is_some(),
         Err(e) => return error_page(&e),
     };

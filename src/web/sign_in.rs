@@ -17,15 +17,17 @@ use serde_json::json;
 
 use super::assets;
 use super::page::{escape, page};
-use crate::app::AppState;
+use std::sync::Arc;
+
+use super::CookiePolicy;
 use crate::audit::{self, Event};
-use crate::auth::guard::{self, session_cookie};
 use crate::auth::principal::Principal;
 use crate::auth::secret::Secret;
-use crate::auth::sessions::{self, COOKIE_NAME};
 use crate::core::Core;
 use crate::error::AppError;
+use crate::guard::{self, session_cookie};
 use crate::request::{self, content_type_is};
+use crate::sessions::{self, COOKIE_NAME};
 use crate::users;
 
 /// `next` is honoured only for a same-site path: no scheme, no host, no `//`.
@@ -165,7 +167,8 @@ fn json_error(status: StatusCode, error: &str, retry_after: Option<u64>) -> Resp
 /// `POST /auth/login`: JSON `{"email","password"}` answers 200 `{"ok":true}`;
 /// a form post answers 303 to `next`. Both set the session cookie.
 pub async fn login(
-    State(app): State<AppState>,
+    State(app): State<Arc<Core>>,
+    State(cookies): State<CookiePolicy>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
@@ -232,7 +235,7 @@ pub async fn login(
     let cookie = start_session_cookie(
         session.expose(),
         app.config.session_lifetime,
-        app.secure_cookies,
+        cookies.secure,
     );
     if is_form {
         (
@@ -263,7 +266,8 @@ fn other_error(e: &AppError) -> Response {
 
 /// `POST /auth/logout`: deletes the session row and clears the cookie.
 pub async fn logout(
-    State(app): State<AppState>,
+    State(app): State<Arc<Core>>,
+    State(cookies): State<CookiePolicy>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
@@ -291,7 +295,7 @@ pub async fn logout(
             Err(e) => return other_error(&e),
         }
     }
-    let clear = end_session_cookie(app.secure_cookies);
+    let clear = end_session_cookie(cookies.secure);
     if content_type_is(&headers, request::FORM) {
         (
             StatusCode::SEE_OTHER,

@@ -538,7 +538,7 @@ async fn key_rotation_keeps_old_tokens_valid(b: Backend) {
     let cookie = app.sign_in_admin().await;
     let (old, _) = app.issue(Auth::Cookie(&cookie), "old", None, 3600).await;
     // Rotate as `tokengate keys rotate` would, behind the running server's back.
-    let new_kid = tokengate::auth::keys::rotate(app.conn()).await.unwrap();
+    let new_kid = tokengate::core::keys::rotate(app.conn()).await.unwrap();
     app.state.keys.reload(app.conn()).await.unwrap();
     let (new, _) = app.issue(Auth::Cookie(&cookie), "new", None, 3600).await;
     assert_eq!(kid_of(&new), new_kid);

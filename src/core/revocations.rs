@@ -1,5 +1,5 @@
 //! Revocation across processes. Every process caches verified credentials
-//! (`auth::cache`); a revocation, sign-out or disable made by another process (or
+//! (`core::cache`); a revocation, sign-out or disable made by another process (or
 //! the CLI, or by hand in SQL) must reach that cache within a second.
 //!
 //! Each process polls three indexed columns every [`POLL_INTERVAL`]: tokens

@@ -58,7 +58,7 @@ fn generate() -> Result<signing_key::ActiveModel, AppError> {
     let der = key.to_pkcs8_der().map_err(AppError::internal)?;
     let public = key.verifying_key().to_bytes().to_vec();
     // kid: a short fingerprint of the public key (RFC 7638 in spirit).
-    let kid = URL_SAFE_NO_PAD.encode(&super::secret::sha256(&public)[..12]);
+    let kid = URL_SAFE_NO_PAD.encode(&crate::auth::secret::sha256(&public)[..12]);
     Ok(signing_key::ActiveModel {
         kid: Set(kid),
         algorithm: Set(ALGORITHM.into()),

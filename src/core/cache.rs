@@ -5,7 +5,7 @@
 //! entirely), bounded in size, each entry living no longer than its credential
 //! nor [`MAX_AGE`]. Revocation, sign-out and disabling evict at once in the
 //! process that made them, and within a poll period everywhere else
-//! (`auth::revocations`).
+//! (`core::revocations`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 
-use super::principal::Principal;
+use crate::auth::Principal;
 
 /// Most entries kept.
 pub const CAPACITY: u64 = 200_000;

@@ -7,12 +7,12 @@
 use axum::http::{header, HeaderMap};
 use cookie::Cookie;
 
-use super::cache::Kind;
-use super::principal::{Credential, Principal};
-use super::secret::sha256;
-use super::sessions::{self, COOKIE_NAME};
+use crate::auth::secret::sha256;
+use crate::auth::{Credential, Principal};
+use crate::core::cache::Kind;
 use crate::core::Core;
 use crate::error::{AppError, AuthReason};
+use crate::sessions::{self, COOKIE_NAME};
 use crate::tokens;
 
 /// Reads the value of the session cookie, if sent: the `Cookie` header(s)

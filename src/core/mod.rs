@@ -3,18 +3,24 @@
 //! the GraphQL schema, the router and the cookie policy live above it (in
 //! `app`), so the command line opens a core and never builds a schema.
 
+pub mod cache;
+pub mod keys;
+pub mod last_used;
+pub mod revocations;
+pub mod throttle;
+
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use sea_orm::DatabaseConnection;
 
-use crate::auth::cache::{CredentialCache, Kind};
-use crate::auth::keys::{self, KeyRing};
-use crate::auth::throttle::SignInThrottle;
 use crate::config::Config;
 use crate::db;
 use crate::metrics::Metrics;
-use crate::tokens::last_used::LastUsed;
+use cache::{CredentialCache, Kind};
+use keys::KeyRing;
+use last_used::LastUsed;
+use throttle::SignInThrottle;
 
 /// What every path needs: the database, the settings, the deployment's keys and
 /// issuers, the verified-credential cache, the throttles, the last-used batch
@@ -33,7 +39,7 @@ pub struct Core {
     /// Verified credentials seen recently (digest → principal).
     pub credentials: CredentialCache,
     /// Whether the revocation listener is subscribed (PostgreSQL).
-    pub revocation_listener: crate::auth::revocations::Listening,
+    pub revocation_listener: crate::core::revocations::Listening,
     pub metrics: Metrics,
 }
 
@@ -61,7 +67,7 @@ impl Core {
     }
 
     /// Called after a revocation commits: evicts the token here at once (other
-    /// processes learn of it from `auth::revocations`).
+    /// processes learn of it from `core::revocations`).
     pub fn on_token_revoked(&self, digest: &[u8]) {
         self.metrics.tokens_revoked.fetch_add(1, Ordering::Relaxed);
         self.credentials.evict(Kind::Token, digest);

@@ -9,9 +9,9 @@ use sea_orm::{
     ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set, TransactionTrait,
 };
 
-use super::principal::{Credential, Principal};
-use super::scopes::ScopeSet;
-use super::secret::Secret;
+use crate::auth::secret::Secret;
+use crate::auth::ScopeSet;
+use crate::auth::{Credential, Principal};
 use crate::error::{AppError, AuthReason};
 
 pub const COOKIE_NAME: &str = "tokengate_session";
@@ -117,7 +117,7 @@ pub async fn delete(
         Box::pin(async move {
             row.delete(txn).await?;
             marker.insert(txn).await?;
-            super::revocations::notify(txn).await?;
+            crate::core::revocations::notify(txn).await?;
             Ok(())
         })
     })
