@@ -3,7 +3,6 @@
 //! process serves the same database, and after `--issuer` changes.
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::both_backends;
 use crate::support::*;
@@ -76,15 +75,9 @@ async fn a_new_issuer_goes_into_new_tokens_and_earlier_ones_still_verify(b: Back
     assert_eq!(iss_of(&new), "https://auth.example.test");
     assert!(accepted(&app, &old).await, "issued under {old_iss}");
     assert!(accepted(&app, &new).await);
-    let meta: Value = app
-        .client
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(meta["issuer"], "https://auth.example.test");
 
     // Without --issuer the next start keeps the deployment's newest choice.

@@ -644,15 +644,9 @@ async fn admins_issue_named_tokens_for_service_accounts(b: Backend) {
 
 async fn metadata_lists_endpoints_and_capabilities(b: Backend) {
     let app = TestApp::start(b, |_| {}).await;
-    let meta: Value = app
-        .client
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     let iss = app.state.keys.issuer();
     assert_eq!(meta["issuer"], iss.as_str());
     assert_eq!(meta["token_endpoint"], format!("{iss}/oauth2/token"));

@@ -392,16 +392,21 @@ impl TestApp {
         .await
     }
 
-    /// `GET /.well-known/jwks.json`.
-    pub async fn jwks(&self) -> Value {
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
         self.client
-            .get(self.url("/.well-known/jwks.json"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    pub async fn jwks(&self) -> Value {
+        self.get_json("/.well-known/jwks.json").await
     }
 
     /// `GET /metrics`.
