@@ -31,42 +31,84 @@ fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|(_, mods)| mods.contains(&module))
 }
 
-/// The top-level modules a source text names through `crate::`.
-fn imports(text: &str) -> BTreeSet<String> {
+/// Names at the crate root that are re-exports of a module's item.
+const ROOT_REEXPORTS: &[(&str, &str)] = &[
+    ("App", "app"),
+    ("AppState", "app"),
+    ("Config", "config"),
+    ("AppError", "error"),
+];
+
+fn ident(text: &str) -> String {
+    text.trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The first name of each item of a `{…}` group (nested groups included).
+fn group_heads(group: &str, found: &mut BTreeSet<String>) {
+    let mut depth = 0;
+    let mut start = 0;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                found.insert(ident(&group[start..i]));
+                return;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                found.insert(ident(&group[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The crate-root names a source text uses: `crate::x`, `crate::{x, y::{…}}`,
+/// or `super::…::x` climbing to the root from a module `depth` deep
+/// (`src/x.rs` and `src/x/mod.rs` are 1 deep, `src/x/y.rs` 2).
+fn imports_at(text: &str, depth: usize) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("crate::") {
-        let after = &rest[i + "crate::".len()..];
-        let preceded_by_ident = rest[..i]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
-        if !preceded_by_ident {
-            if let Some(group) = after.strip_prefix('{') {
-                let end = group.find('}').unwrap_or(group.len());
-                for item in group[..end].split(',') {
-                    let name: String = item
-                        .trim()
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
-                    if !name.is_empty() {
-                        found.insert(name);
+    let climb = "super::".repeat(depth);
+    for prefix in ["crate::", climb.as_str()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+    {
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let after = &rest[i + prefix.len()..];
+            let preceded_by_ident = rest[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == ':');
+            if !preceded_by_ident && !after.starts_with("super::") {
+                match after.strip_prefix('{') {
+                    Some(group) => group_heads(group, &mut found),
+                    None => {
+                        found.insert(ident(after));
                     }
                 }
-            } else {
-                let name: String = after
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    found.insert(name);
-                }
             }
+            rest = after;
         }
-        rest = after;
     }
+    found.remove("");
     found
+        .into_iter()
+        .map(|name| {
+            ROOT_REEXPORTS
+                .iter()
+                .find(|(item, _)| *item == name)
+                .map_or(name, |(_, module)| (*module).to_owned())
+        })
+        .collect()
+}
+
+fn imports(text: &str) -> BTreeSet<String> {
+    imports_at(text, 0)
 }
 
 fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -106,12 +148,14 @@ fn modules_import_only_their_own_layer_or_below_and_form_no_cycle() {
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap();
-        for dep in imports(&text) {
+        let depth =
+            rel.components().count() - usize::from(rel.file_name().is_some_and(|n| n == "mod.rs"));
+        for dep in imports_at(&text, depth) {
             if dep == module {
                 continue;
             }
             let Some(theirs) = layer_of(&dep) else {
-                continue; // not a module (a re-export at the crate root, such as `AppError`)
+                continue; // not a module of src/ (`self`, a macro path, an extern name)
             };
             if theirs > own {
                 problems.push(format!(
@@ -155,8 +199,15 @@ fn modules_import_only_their_own_layer_or_below_and_form_no_cycle() {
 }
 
 #[test]
-fn the_import_scanner_sees_plain_and_grouped_imports() {
-    let text = "use crate::auth::Principal;\nuse crate::{db, tokens::policy};\nfn f() { crate::web::page(); }\n// $crate::x is a macro path\n";
+fn the_import_scanner_sees_plain_grouped_nested_reexported_and_super_imports() {
+    let text = "use crate::auth::Principal;\nuse crate::{db, tokens::{policy, Grant}, app::App};\nfn f() { crate::web::page(); }\n// $crate::x is a macro path\nuse crate::AppError;\n";
     let found: Vec<_> = imports(text).into_iter().collect();
-    assert_eq!(found, ["auth", "db", "tokens", "web"]);
+    assert_eq!(found, ["app", "auth", "db", "error", "tokens", "web"]);
+    // From src/a/b.rs, `super::super::x` is the crate root's x; `super::c` is a sibling.
+    let found: Vec<_> = imports_at("use super::super::server;\nuse super::sibling;\n", 2)
+        .into_iter()
+        .collect();
+    assert_eq!(found, ["server"]);
+    let found: Vec<_> = imports_at("use super::Config;\n", 1).into_iter().collect();
+    assert_eq!(found, ["config"]);
 }
