@@ -133,8 +133,8 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         Command::Token(cmd) => run_token(config, cmd).await?,
         Command::Keys(KeysCommand::Rotate) => {
             let conn = connect(&config).await?;
-            // Make sure a key exists first, so rotation always retires something real.
-            crate::core::keys::KeyRing::load(&conn, None).await?;
+            // On a fresh database this makes the first key; otherwise it retires
+            // the active one (which keeps verifying).
             let kid = crate::core::keys::rotate(&conn).await?;
             println!(
                 "new signing key {kid} is active; earlier keys verify until their tokens expire"

@@ -50,6 +50,15 @@ pub async fn create(
         ))
     })?;
     let scopes = policy::resolve_scopes(Some(&req.scopes), principal.scopes)?;
+    if let Some(admin_only) = scopes
+        .iter()
+        .find(|s| !ScopeSet::of_role(Role::Service).contains(*s))
+    {
+        return Err(AppError::BadInput(format!(
+            "a service account cannot hold `{}`: managing users and service accounts takes an administrator",
+            admin_only.as_str()
+        )));
+    }
     let max = core.config.max_token_lifetime.as_secs() as i64;
     if req.access_token_lifetime < MIN_LIFETIME_SECS || req.access_token_lifetime > max {
         return Err(AppError::BadInput(format!(

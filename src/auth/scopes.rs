@@ -49,14 +49,16 @@ pub struct ScopeSet(u8);
 impl ScopeSet {
     pub const EMPTY: ScopeSet = ScopeSet(0);
 
-    /// Every scope a role may hold or grant: administrators all; members all but
-    /// `users:*`; a service account's identity all, bounded by its account's
-    /// scopes when its tokens are issued.
+    /// Every scope a role may hold or grant: administrators all; members and
+    /// service accounts all but `users:*` (managing users and service accounts
+    /// is an administrator's, so a `users:*` scope always means the admin role).
+    /// A service account is further bounded by its account's scopes.
     pub fn of_role(role: Role) -> ScopeSet {
         match role {
-            Role::Admin | Role::Service => ScopeSet::all(),
-            Role::Member => [Scope::MeRead, Scope::TokensRead, Scope::TokensWrite]
-                .into_iter()
+            Role::Admin => ScopeSet::all(),
+            Role::Member | Role::Service => ScopeSet::all()
+                .iter()
+                .filter(|s| !matches!(s, Scope::UsersRead | Scope::UsersWrite))
                 .collect(),
         }
     }

@@ -28,6 +28,8 @@ use throttle::SignInThrottle;
 pub struct Core {
     pub db: DatabaseConnection,
     pub config: Config,
+    /// The address this process was opened for (the bound one when serving).
+    pub listen: SocketAddr,
     /// The deployment's signing keys and issuers.
     pub keys: KeyRing,
     /// Failed sign-ins, per account and per address.
@@ -55,6 +57,7 @@ impl Core {
         let keys = KeyRing::load(&db, verify_window).await?;
         Ok(Core {
             db,
+            listen,
             keys,
             throttle: SignInThrottle::default(),
             client_throttle: SignInThrottle::default(),
@@ -64,6 +67,16 @@ impl Core {
             metrics: Metrics::default(),
             config,
         })
+    }
+
+    /// Where this process is reached: the configured `--issuer`, else
+    /// `http://<listen address>` (the deployment's issuer may name the address
+    /// of its first start).
+    pub fn base_url(&self) -> String {
+        self.config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// Called after a revocation commits: evicts the token here at once (other

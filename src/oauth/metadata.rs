@@ -14,14 +14,16 @@ use crate::core::Core;
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
 pub async fn metadata(State(core): State<Arc<Core>>) -> Response {
     let issuer = core.keys.issuer();
-    let iss = issuer.trim_end_matches('/');
+    // Endpoints where this process is reached; the issuer stays the deployment's.
+    let base = core.base_url();
+    let base = base.trim_end_matches('/');
     let auth_methods = json!(["client_secret_basic", "client_secret_post"]);
     let body: Value = json!({
-        "issuer": iss,
-        "token_endpoint": format!("{iss}/oauth2/token"),
-        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
-        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
-        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "issuer": issuer.trim_end_matches('/'),
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "grant_types_supported": [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,

@@ -362,6 +362,11 @@ async fn a_running_server_signs_with_a_key_rotated_from_the_cli(b: Backend) {
         .unwrap_or_else(|| panic!("kid in {out:?}"))
         .to_owned();
     assert_ne!(new_kid, old_kid);
+    // On a fresh database it makes the first key.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_url = format!("sqlite://{}?mode=rwc", fresh.path().join("f.db").display());
+    let (ok, out, err) = run(&["--database-url", &fresh_url, "keys", "rotate"], None, &[]);
+    assert!(ok && out.contains("is active"), "{out} {err}");
     let kids = || async {
         let jwks: Value = app.jwks().await;
         jwks["keys"]

@@ -33,6 +33,16 @@ async fn tokens_survive_a_restart_on_another_port(b: Backend) {
     let app = app.restart().await;
     assert_ne!(app.base, first_base, "the restart listens on another port");
     assert!(accepted(&app, &token).await, "the token survives the move");
+    // The metadata keeps the deployment's issuer and points at where it is now.
+    let meta = app
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(meta["issuer"], first_base.as_str());
+    assert_eq!(meta["token_endpoint"], format!("{}/oauth2/token", app.base));
+    assert_eq!(
+        meta["jwks_uri"],
+        format!("{}/.well-known/jwks.json", app.base)
+    );
     // And the server keeps issuing under the deployment's issuer.
     let cookie = app.sign_in_admin().await;
     let (again, _) = app.issue(Auth::Cookie(&cookie), "ci2", None, 3600).await;

@@ -349,6 +349,39 @@ async fn disabling_a_service_account_refuses_its_tokens_and_secret(b: Backend) {
         ),
         ("FORBIDDEN", Some("users:write"))
     );
+    // Nor can service accounts: users:* is an administrator's, so an account
+    // cannot be given it (it could otherwise take over other accounts).
+    let listed = app
+        .gql(
+            Auth::Cookie(&admin),
+            "{ serviceAccounts { id } }",
+            json!({}),
+        )
+        .await;
+    let before = listed.data()["serviceAccounts"].as_array().unwrap().len();
+    for scope in ["users:read", "users:write"] {
+        let r = app
+            .gql(
+                Auth::Cookie(&admin),
+                "mutation($s: [String!]!) { createServiceAccount(name: \"provisioner\", scopes: $s) { clientSecret } }",
+                json!({ "s": ["me:read", scope] }),
+            )
+            .await;
+        assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+        assert!(r.message().contains(scope), "{}", r.message());
+    }
+    let after = app
+        .gql(
+            Auth::Cookie(&admin),
+            "{ serviceAccounts { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        after.data()["serviceAccounts"].as_array().unwrap().len(),
+        before,
+        "nothing written"
+    );
     app.finish().await;
 }
 

@@ -283,8 +283,11 @@ impl TestApp {
             },
         );
         let mut config = self.config.clone();
-        // Another port: the deployment's issuer (in the database) stays.
+        // Another port (the old one is held while the new server binds, so the
+        // system cannot hand it back): the deployment's issuer stays.
         config.listen = "127.0.0.1:0".parse().unwrap();
+        let old = self.base.trim_start_matches("http://").to_owned();
+        let _hold = std::net::TcpListener::bind(&old).ok();
         TestApp::start_on(db, config).await
     }
 
