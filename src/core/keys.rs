@@ -48,6 +48,9 @@ struct Loaded {
 /// seen (another process rotated or chose a new issuer).
 pub struct KeyRing {
     loaded: RwLock<Loaded>,
+    /// One reload at a time: requests naming unknown kids wait for the reload
+    /// under way instead of each starting one.
+    reloading: tokio::sync::Mutex<()>,
     /// How long a retired key keeps verifying (the longest a token can live),
     /// `None` when non-expiring tokens are allowed: retired keys verify forever.
     verify_window: Option<Duration>,
@@ -188,6 +191,7 @@ impl KeyRing {
     ) -> Result<KeyRing, AppError> {
         Ok(KeyRing {
             loaded: RwLock::new(load(db, verify_window).await?),
+            reloading: tokio::sync::Mutex::new(()),
             verify_window,
         })
     }
@@ -206,13 +210,19 @@ impl KeyRing {
         db: &DatabaseConnection,
         min_age: Duration,
     ) -> Result<(), AppError> {
-        let age = self
-            .loaded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .loaded_at
-            .elapsed();
-        if age >= min_age {
+        let age = || {
+            self.loaded
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .loaded_at
+                .elapsed()
+        };
+        if age() < min_age {
+            return Ok(());
+        }
+        let _one_at_a_time = self.reloading.lock().await;
+        // Another request may have reloaded while this one waited.
+        if age() >= min_age {
             self.reload(db).await?;
         }
         Ok(())

@@ -10,6 +10,8 @@
 //! The counters live in a `moka` cache: each key is locked on its own (no
 //! global mutex, no scan of every entry on a failure), and an entry expires by
 //! itself when its window ends, so memory holds only the windows still open.
+//! Keys are held as their SHA-256, so an entry has a fixed size whatever was
+//! typed as an email, and no address or email sits in memory in clear.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -17,6 +19,11 @@ use std::time::{Duration, Instant};
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 use moka::Expiry;
+
+use crate::auth::secret::sha256;
+
+/// A throttle key as stored: the SHA-256 of the account or address.
+type Key = [u8; 32];
 
 /// One key's failures since its window opened.
 #[derive(Clone, Copy, Debug)]
@@ -34,14 +41,14 @@ fn remaining(w: &Window, length: Duration, now: Instant) -> Duration {
 /// restart on every update and turn the fixed window into a sliding one.
 struct UntilWindowEnds(Duration);
 
-impl Expiry<String, Window> for UntilWindowEnds {
-    fn expire_after_create(&self, _: &String, w: &Window, now: Instant) -> Option<Duration> {
+impl Expiry<Key, Window> for UntilWindowEnds {
+    fn expire_after_create(&self, _: &Key, w: &Window, now: Instant) -> Option<Duration> {
         Some(remaining(w, self.0, now))
     }
 
     fn expire_after_update(
         &self,
-        _: &String,
+        _: &Key,
         w: &Window,
         now: Instant,
         _: Option<Duration>,
@@ -54,7 +61,7 @@ impl Expiry<String, Window> for UntilWindowEnds {
 pub struct Throttle {
     limit: u32,
     window: Duration,
-    entries: Cache<String, Window>,
+    entries: Cache<Key, Window>,
 }
 
 impl fmt::Debug for Throttle {
@@ -87,7 +94,7 @@ impl Throttle {
     /// until its window ends, rounded up, so a client that waits that long is
     /// let in.
     pub fn check(&self, key: &str) -> Option<u64> {
-        let w = self.entries.get(key)?;
+        let w = self.entries.get(&sha256(key.as_bytes()))?;
         let left = remaining(&w, self.window, Instant::now());
         (w.failures >= self.limit && !left.is_zero())
             .then(|| left.as_secs() + u64::from(left.subsec_nanos() > 0))
@@ -97,23 +104,25 @@ impl Throttle {
     pub fn fail(&self, key: &str) {
         let now = Instant::now();
         // Per-key lock: concurrent failures for one key are all counted.
-        self.entries.entry_by_ref(key).and_compute_with(|entry| {
-            Op::Put(match entry.map(|e| e.into_value()) {
-                Some(w) if !remaining(&w, self.window, now).is_zero() => Window {
-                    failures: w.failures.saturating_add(1),
-                    ..w
-                },
-                _ => Window {
-                    started: now,
-                    failures: 1,
-                },
-            })
-        });
+        self.entries
+            .entry(sha256(key.as_bytes()))
+            .and_compute_with(|entry| {
+                Op::Put(match entry.map(|e| e.into_value()) {
+                    Some(w) if !remaining(&w, self.window, now).is_zero() => Window {
+                        failures: w.failures.saturating_add(1),
+                        ..w
+                    },
+                    _ => Window {
+                        started: now,
+                        failures: 1,
+                    },
+                })
+            });
     }
 
     /// Forgets `key`'s failures (after a successful sign-in).
     pub fn clear(&self, key: &str) {
-        self.entries.invalidate(key);
+        self.entries.invalidate(&sha256(key.as_bytes()));
     }
 }
 
