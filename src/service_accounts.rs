@@ -211,7 +211,8 @@ pub async fn authenticate_client(
     secret: &Secret,
     ip: &str,
 ) -> AppResult<service_account::Model> {
-    if let Some(retry_after) = core.client_throttle.check(client_id, ip) {
+    // Counted before the secret is checked (see `users::sign_in`).
+    if let Err(retry_after) = core.client_throttle.begin(client_id, ip) {
         return Err(AppError::Throttled { retry_after });
     }
     let account = service_account::Entity::find()
@@ -227,11 +228,11 @@ pub async fn authenticate_client(
     let ok = ct_eq(&presented, &stored);
     match account {
         Some(a) if ok && a.disabled_at.is_none() => {
-            core.client_throttle.succeed(client_id);
+            core.client_throttle.succeeded(client_id, ip);
             Ok(a)
         }
         a => {
-            core.client_throttle.fail(client_id, ip);
+            // Already counted by `begin`.
             audit::record(
                 &core.db,
                 Event {

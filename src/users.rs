@@ -105,7 +105,9 @@ pub async fn sign_in(
     ip: &str,
 ) -> AppResult<user::Model> {
     let email = email.trim().to_lowercase();
-    if let Some(retry_after) = throttle.check(&email, ip) {
+    // Counted before the password is checked, so parallel guesses cannot all
+    // pass a check that none has counted yet.
+    if let Err(retry_after) = throttle.begin(&email, ip) {
         audit::record(
             db,
             Event {
@@ -123,7 +125,7 @@ pub async fn sign_in(
     let ok = password::verify(password.expose().to_owned(), phc).await;
     match user {
         Some(user) if ok && user.disabled_at.is_none() => {
-            throttle.succeed(&email);
+            throttle.succeeded(&email, ip);
             audit::record(
                 db,
                 Event {
@@ -138,7 +140,7 @@ pub async fn sign_in(
             Ok(user)
         }
         user => {
-            throttle.fail(&email, ip);
+            // Already counted by `begin`.
             audit::record(
                 db,
                 Event {

@@ -120,6 +120,53 @@ impl Throttle {
             });
     }
 
+    /// Counts an attempt for `key` *before* it is checked, unless `key` is
+    /// locked out (then `Err(seconds to wait)`), in one step under the key's
+    /// lock: parallel attempts cannot all pass a check that none has counted
+    /// yet. An attempt that succeeds gives its count back with [`Throttle::release`]
+    /// (or [`Throttle::clear`]).
+    pub fn try_reserve(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut refused = None;
+        self.entries
+            .entry(sha256(key.as_bytes()))
+            .and_compute_with(|entry| match entry.map(|e| e.into_value()) {
+                Some(w) if !remaining(&w, self.window, now).is_zero() => {
+                    if w.failures >= self.limit {
+                        let left = remaining(&w, self.window, now);
+                        refused = Some(left.as_secs() + u64::from(left.subsec_nanos() > 0));
+                        Op::Nop
+                    } else {
+                        Op::Put(Window {
+                            failures: w.failures + 1,
+                            ..w
+                        })
+                    }
+                }
+                _ => Op::Put(Window {
+                    started: now,
+                    failures: 1,
+                }),
+            });
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Gives back one reserved count for `key` (an attempt that succeeded).
+    pub fn release(&self, key: &str) {
+        let now = Instant::now();
+        self.entries
+            .entry(sha256(key.as_bytes()))
+            .and_compute_with(|entry| match entry.map(|e| e.into_value()) {
+                Some(w) if !remaining(&w, self.window, now).is_zero() && w.failures > 0 => {
+                    Op::Put(Window {
+                        failures: w.failures - 1,
+                        ..w
+                    })
+                }
+                _ => Op::Nop,
+            });
+    }
+
     /// Forgets `key`'s failures (after a successful sign-in).
     pub fn clear(&self, key: &str) {
         self.entries.invalidate(&sha256(key.as_bytes()));
@@ -167,6 +214,29 @@ impl SignInThrottle {
     pub fn succeed(&self, account: &str) {
         self.per_account.clear(account);
     }
+
+    /// Starts an attempt: counts it against the account and the address before
+    /// the credential is checked, or refuses with the seconds to wait when
+    /// either is locked out (nothing is counted then). Finish a successful
+    /// attempt with [`SignInThrottle::succeeded`]; a failed one is already counted.
+    pub fn begin(&self, account: &str, address: &str) -> Result<(), u64> {
+        self.per_account.try_reserve(account)?;
+        if let Err(wait) = self.per_address.try_reserve(address) {
+            self.per_account.release(account);
+            return Err(self
+                .per_account
+                .check(account)
+                .map_or(wait, |a| a.max(wait)));
+        }
+        Ok(())
+    }
+
+    /// A begun attempt succeeded: the account's failures are forgotten and the
+    /// address gets its count back.
+    pub fn succeeded(&self, account: &str, address: &str) {
+        self.per_account.clear(account);
+        self.per_address.release(address);
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +262,28 @@ mod tests {
         t.fail("a");
         // A moment after the first failure 899.99… seconds are left: 900, not 899.
         assert_eq!(t.check("a"), Some(900));
+    }
+
+    #[test]
+    fn an_attempt_is_counted_before_it_is_checked() {
+        let t = SignInThrottle::default();
+        // Five attempts in flight at once: the sixth is refused before any
+        // of them has finished.
+        for _ in 0..5 {
+            assert_eq!(t.begin("ada", "10.0.0.1"), Ok(()));
+        }
+        assert!(t.begin("ada", "10.0.0.1").is_err());
+        // A success forgets the account's count and gives the address its one back.
+        t.succeeded("ada", "10.0.0.1");
+        assert_eq!(t.begin("ada", "10.0.0.1"), Ok(()));
+        // An address at its limit refuses without counting against the account.
+        let a = SignInThrottle::default();
+        for i in 0..50 {
+            assert_eq!(a.begin(&format!("user{i}"), "10.0.0.9"), Ok(()));
+        }
+        assert!(a.begin("grace", "10.0.0.9").is_err());
+        assert_eq!(a.per_account.check("grace"), None);
+        assert_eq!(a.begin("grace", "10.0.0.8"), Ok(()));
     }
 
     #[test]

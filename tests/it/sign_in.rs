@@ -15,6 +15,7 @@ both_backends!(
     form_sign_in_redirects_only_to_same_site_paths,
     wrong_password_and_unknown_email_answer_alike,
     failed_sign_ins_are_throttled_per_account,
+    parallel_guesses_get_no_more_than_the_limit,
     session_expires_after_its_lifetime,
     sign_out_ends_the_session_server_side,
     sign_in_and_user_events_are_audited,
@@ -208,6 +209,33 @@ async fn failed_sign_ins_are_throttled_per_account(b: Backend) {
             .status(),
         StatusCode::OK
     );
+    app.finish().await;
+}
+
+/// Twenty wrong passwords at once: the throttle counts each attempt before
+/// the password is checked, so exactly five are checked and the rest refused.
+async fn parallel_guesses_get_no_more_than_the_limit(b: Backend) {
+    let app = TestApp::start(b, |_| {}).await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (client, url) = (app.client.clone(), app.url("/auth/login"));
+        attempts.spawn(async move {
+            let body = json!({ "email": ADMIN_EMAIL, "password": format!("guess-number-{i}") });
+            client.post(url).json(&body).send().await.unwrap().status()
+        });
+    }
+    let statuses = attempts.join_all().await;
+    let count = |status| statuses.iter().filter(|s| **s == status).count();
+    assert_eq!(
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (5, 15),
+        "{statuses:?}"
+    );
+    let resp = post_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     app.finish().await;
 }
 
