@@ -17,7 +17,7 @@ use crate::auth::{may_act_on_others_tokens, Credential, Principal, Role, ScopeSe
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
 use crate::tokens::policy::{self, MAX_NAME_LEN};
-use crate::tokens::{self, Grant, IssueRequest, Issued, Mint};
+use crate::tokens::{self, IssueRequest, Issued, Owner};
 
 /// Default lifetime of a client-credentials token: 8 hours.
 pub const DEFAULT_LIFETIME_SECS: i64 = 28_800;
@@ -279,8 +279,6 @@ pub async fn issue_api_token(
 ) -> AppResult<Issued> {
     // Decided before the account is looked up: no existence leak.
     may_act_on_others_tokens(principal, TokenAccess::Write)?;
-    let now = Utc::now();
-    let name = policy::validate_name(&req.name)?;
     let account = get(&core.db, account_id).await?;
     if account.disabled_at.is_some() {
         return Err(AppError::BadInput(format!(
@@ -291,23 +289,10 @@ pub async fn issue_api_token(
         .iter()
         .filter(|s| principal.scopes.contains(*s))
         .collect();
-    let scopes = policy::resolve_scopes(req.scopes.as_deref(), held)?;
-    let expires_at = policy::resolve_expiry(core, principal, req.expiration_time, now)?;
-    tokens::mint(
-        core,
-        Mint {
-            issued_at: now,
-            owner_id: &account.user_id,
-            name: &name,
-            scopes,
-            expires_at,
-            parent_id: principal.token_id(),
-            client_id: Some(&account.client_id),
-            grant: Grant::Api,
-            replace_same_name: true,
-            actor_id: Some(&principal.user_id),
-            ip,
-        },
-    )
-    .await
+    let owner = Owner {
+        id: &account.user_id,
+        held,
+        client_id: Some(&account.client_id),
+    };
+    tokens::issue_for(core, principal, owner, req, ip).await
 }

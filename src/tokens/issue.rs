@@ -31,8 +31,7 @@ pub struct Issued {
     pub record: access_token::Model,
 }
 
-/// Issues a token for the principal's own user (service accounts' named API
-/// tokens: `service_accounts::issue_api_token`). Issuing under a name that has
+/// Issues a token for the principal's own user. Issuing under a name that has
 /// an active token revokes that token (rotation). Bad input changes nothing.
 pub async fn issue(
     core: &Core,
@@ -40,20 +39,49 @@ pub async fn issue(
     req: IssueRequest,
     ip: Option<&str>,
 ) -> AppResult<Issued> {
+    let own = Owner {
+        id: &principal.user_id,
+        held: principal.scopes,
+        client_id: None,
+    };
+    issue_for(core, principal, own, req, ip).await
+}
+
+/// Whose a named API token is, and what it may be given.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub id: &'a str,
+    /// The scopes the new token may carry (a subset is asked for, or all).
+    pub held: ScopeSet,
+    /// Set for a service account's token.
+    pub client_id: Option<&'a str>,
+}
+
+/// The policy of every named API token, for any owner the caller may issue
+/// for (its own user: [`issue`]; a service account:
+/// `service_accounts::issue_api_token`): name, scopes within `owner.held`,
+/// lifetime, never outliving the caller's token; then mint, rotating by name.
+pub async fn issue_for(
+    core: &Core,
+    principal: &Principal,
+    owner: Owner<'_>,
+    req: IssueRequest,
+    ip: Option<&str>,
+) -> AppResult<Issued> {
     let now = Utc::now();
     let name = validate_name(&req.name)?;
-    let scopes = resolve_scopes(req.scopes.as_deref(), principal.scopes)?;
+    let scopes = resolve_scopes(req.scopes.as_deref(), owner.held)?;
     let expires_at = resolve_expiry(core, principal, req.expiration_time, now)?;
     mint(
         core,
         Mint {
             issued_at: now,
-            owner_id: &principal.user_id,
+            owner_id: owner.id,
             name: &name,
             scopes,
             expires_at,
             parent_id: principal.token_id(),
-            client_id: None,
+            client_id: owner.client_id,
             grant: Grant::Api,
             replace_same_name: true,
             actor_id: Some(&principal.user_id),
