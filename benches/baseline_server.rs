@@ -79,14 +79,15 @@ fn main() {
         let principal = Principal {
             user_id: admin.id,
             role: Role::Admin,
-            scopes: tokengate::auth::ScopeSet::of_role(Role::Admin),
+            scopes: core.scopes.all(),
             credential: Credential::Operator,
         };
         // The same layers and connection handling as the server; only the guard is missing.
         let routes = Router::new().route("/api", post(api));
+        let schema = tokengate::graphql::build_schema(&core.scopes).expect("schema");
         let router = tokengate::app::with_layers(routes).with_state(Baseline {
             core,
-            schema: tokengate::graphql::build_schema(),
+            schema,
             principal,
         });
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();

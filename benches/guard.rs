@@ -59,7 +59,7 @@ fn fixture() -> Fixture {
         let admin = Principal {
             user_id: user.id.clone(),
             role: Role::Admin,
-            scopes: tokengate::auth::ScopeSet::of_role(Role::Admin),
+            scopes: app.scopes.all(),
             credential: Credential::Operator,
         };
         let req = IssueRequest {
@@ -124,8 +124,11 @@ fn benches(c: &mut Criterion) {
             .iter(|| async { guard::session_principal(&f.app, &f.cookie).await.unwrap() })
     });
     g.bench_function("session_cold_database", |b| {
-        b.to_async(&f.rt)
-            .iter(|| async { sessions::authenticate(&f.app.db, &f.cookie).await.unwrap() })
+        b.to_async(&f.rt).iter(|| async {
+            sessions::authenticate(&f.app.db, &f.app.scopes, &f.cookie)
+                .await
+                .unwrap()
+        })
     });
     g.finish();
 

@@ -70,8 +70,8 @@ impl axum::extract::FromRef<AppState> for web::CookiePolicy {
 }
 
 impl AppState {
-    /// The state of a server listening on `bound`.
-    pub fn new(core: Arc<Core>, bound: SocketAddr) -> AppState {
+    /// The state of a server listening on `bound` and serving `schema`.
+    pub fn new(core: Arc<Core>, bound: SocketAddr, schema: AppSchema) -> AppState {
         let secure_cookies = core
             .config
             .secure_cookies
@@ -79,7 +79,7 @@ impl AppState {
         AppState(Arc::new(App {
             core,
             secure_cookies,
-            schema: graphql::build_schema(),
+            schema,
         }))
     }
 }

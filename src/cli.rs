@@ -9,10 +9,11 @@ use sea_orm::DatabaseConnection;
 use anyhow::{anyhow, bail, Result};
 
 use crate::auth::secret::Secret;
-use crate::auth::{Role, ScopeSet};
+use crate::auth::Role;
 use crate::config::{Config, ConfigArgs};
 use crate::core::Core;
-use crate::{db, graphql, tokens, users};
+use crate::graphql::AppSchema;
+use crate::{db, tokens, users};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -109,20 +110,20 @@ fn read_password() -> Result<Secret> {
 
 async fn connect(config: &Config) -> Result<DatabaseConnection> {
     let conn = db::connect(&config.database_url).await?;
-    db::migrate(&conn).await?;
+    db::migrate(&conn, config.migrations).await?;
     Ok(conn)
 }
 
 /// Runs a command other than `serve` (the server is above this layer: see
 /// [`crate::run`]).
-pub async fn run(config: Config, command: Command) -> Result<()> {
+pub async fn run(config: Config, command: Command, schema: &AppSchema) -> Result<()> {
     match command {
         Command::Serve => bail!("`serve` is run by tokengate::run, not by the command layer"),
         Command::Migrate => {
             connect(&config).await?;
             println!("migrations applied");
         }
-        Command::Schema => print!("{}", graphql::sdl()),
+        Command::Schema => print!("{}", schema.sdl()),
         Command::User(UserCommand::Add { email, admin }) => {
             let conn = connect(&config).await?;
             let password = read_password()?;
@@ -171,7 +172,7 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
             let principal = crate::auth::Principal {
                 user_id: user.id.clone(),
                 role,
-                scopes: ScopeSet::of_role(role),
+                scopes: core.scopes.of_role(role),
                 credential: crate::auth::Credential::Operator,
             };
             let req = tokens::IssueRequest {
@@ -201,9 +202,9 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                     .expires_at
                     .map(|e| e.to_rfc3339())
                     .unwrap_or_else(|| "never".into());
-                let scopes = ScopeSet::parse_space_separated(&t.scopes)
-                    .map(ScopeSet::to_space_separated)
-                    .unwrap_or_default();
+                let scopes = core
+                    .scopes
+                    .to_space_separated(core.scopes.parse_stored(&t.scopes));
                 println!(
                     "{:<36}  {:<20}  {:<8}  {:<25}  {}",
                     t.id, t.name, status, expires, scopes

@@ -7,7 +7,10 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::auth::scopes::{ScopeDef, Scopes};
 use crate::auth::secret::Secret;
+use crate::auth::Role;
+use crate::db::Migrations;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -80,6 +83,41 @@ struct FileConfig {
     last_used_flush_interval: Option<String>,
     revocation_poll_interval: Option<String>,
     key_reload_interval: Option<String>,
+    #[serde(default)]
+    scopes: Vec<FileScope>,
+}
+
+/// A `[[scopes]]` table of the TOML file (SPEC §7).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScope {
+    name: String,
+    description: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+impl FileScope {
+    fn into_def(self) -> Result<ScopeDef, String> {
+        let roles = self
+            .roles
+            .iter()
+            .map(|r| match r.as_str() {
+                "admin" => Ok(Role::Admin),
+                "member" => Ok(Role::Member),
+                "service" => Ok(Role::Service),
+                other => Err(format!(
+                    "scope `{}`: unknown role `{other}`; roles are admin, member and service",
+                    self.name
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ScopeDef {
+            name: self.name,
+            description: self.description,
+            roles,
+        })
+    }
 }
 
 /// Resolved settings.
@@ -105,6 +143,11 @@ pub struct Config {
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
     pub admin_password: Option<Secret>,
+    /// Scopes declared beyond tokengate's: the TOML file's `[[scopes]]`, then
+    /// those an application adds with [`crate::TokenGate::scope`].
+    pub scopes: Vec<ScopeDef>,
+    /// Migrations applied at start: tokengate's and the application's.
+    pub migrations: Migrations,
 }
 
 impl Default for Config {
@@ -123,6 +166,8 @@ impl Default for Config {
             key_reload_interval: Duration::from_secs(60),
             admin_email: None,
             admin_password: None,
+            scopes: Vec::new(),
+            migrations: Migrations::default(),
         }
     }
 }
@@ -183,6 +228,16 @@ impl Config {
                 .ok()
                 .filter(|v| !v.is_empty())
                 .map(Secret::new),
+            scopes: file
+                .scopes
+                .into_iter()
+                .map(FileScope::into_def)
+                .collect::<Result<_, _>>()
+                .map_err(|e| match &args.config {
+                    Some(path) => format!("config file {}: {e}", path.display()),
+                    None => e,
+                })?,
+            migrations: Migrations::default(),
         };
         config.check()?;
         Ok(config)
@@ -242,6 +297,7 @@ impl Config {
                 ));
             }
         }
+        Scopes::new(&self.scopes)?;
         Ok(())
     }
 }

@@ -1,9 +1,13 @@
 //! Opening the database and running migrations.
 
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use migration::{MigrationTrait, Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// Opens a pool sized for the backend.
 ///
@@ -32,7 +36,59 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
     Database::connect(opts).await
 }
 
-/// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    Migrator::up(db, None).await
+/// Applies every pending migration, tokengate's and the application's.
+pub async fn migrate(db: &DatabaseConnection, migrations: Migrations) -> Result<(), DbErr> {
+    (migrations.0)(db).await
+}
+
+type MigrateFn = for<'a> fn(
+    &'a DatabaseConnection,
+) -> Pin<Box<dyn Future<Output = Result<(), DbErr>> + Send + 'a>>;
+
+/// The migrations a deployment applies: tokengate's, then an application's
+/// (SPEC §7), recorded in the same `seaql_migrations` table, so an
+/// application's migration names must not collide with tokengate's
+/// (`mYYYYMMDD_NNNNNN_…`; prefix yours with the application's name).
+#[derive(Clone, Copy)]
+pub struct Migrations(MigrateFn);
+
+impl Migrations {
+    /// tokengate's own migrations and `A`'s after them.
+    pub fn with<A: MigratorTrait + 'static>() -> Migrations {
+        Migrations(|db| Box::pin(Both::<A>::up(db, None)))
+    }
+}
+
+impl Default for Migrations {
+    /// tokengate's own migrations only.
+    fn default() -> Self {
+        Migrations::with::<NoMigrations>()
+    }
+}
+
+impl fmt::Debug for Migrations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Migrations")
+    }
+}
+
+/// An application without tables of its own.
+pub struct NoMigrations;
+
+#[async_trait::async_trait]
+impl MigratorTrait for NoMigrations {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        Vec::new()
+    }
+}
+
+struct Both<A>(PhantomData<A>);
+
+#[async_trait::async_trait]
+impl<A: MigratorTrait + 'static> MigratorTrait for Both<A> {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = Migrator::migrations();
+        all.extend(A::migrations());
+        all
+    }
 }

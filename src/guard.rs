@@ -84,7 +84,7 @@ pub async fn session_principal(core: &Core, value: &str) -> Result<Principal, Ap
     if let Some(p) = core.credentials.get(Kind::Session, &digest) {
         return Ok(p);
     }
-    let (p, expires_at) = sessions::authenticate(&core.db, value).await?;
+    let (p, expires_at) = sessions::authenticate(&core.db, &core.scopes, value).await?;
     core.credentials
         .insert(Kind::Session, digest, p.clone(), Some(expires_at));
     Ok(p)

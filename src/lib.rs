@@ -1,11 +1,14 @@
 //! tokengate: a GraphQL API server with token management built in.
 //!
-//! The binary (`src/main.rs`) only parses the command line; everything else lives
-//! here so integration tests and benchmarks drive the same code.
+//! Use it as a program (`tokengate serve`) or as a library that serves your
+//! own GraphQL objects behind the same guard: see [`TokenGate`]. The binary
+//! (`src/main.rs`) is `TokenGate::new().main()`, the same face an application
+//! uses.
 
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod builder;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -27,15 +30,23 @@ pub mod users;
 pub mod web;
 
 pub use app::{App, AppState};
+pub use auth::scopes::ScopeDef;
+pub use auth::Role;
+pub use builder::TokenGate;
 pub use config::Config;
 pub use error::AppError;
+pub use graphql::{bad_user_input, caller, database, requires_scope, AuthMethod, Caller};
 
-/// Runs the parsed command line: `serve` (the default) or another command.
+/// The GraphQL library tokengate is built on, for an application's objects
+/// (depend on the same version: `async-graphql = "7.2"`).
+pub use async_graphql;
+/// The ORM of tokengate's database, for an application's entities.
+pub use sea_orm;
+/// Migrations beside tokengate's: implement `MigratorTrait` and pass it to
+/// [`TokenGate::migrations`].
+pub use sea_orm_migration;
+
+/// Runs the parsed command line of tokengate alone (the binary's program).
 pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    let config = Config::load(&cli.config).map_err(anyhow::Error::msg)?;
-    telemetry::init(config.log_format);
-    match cli.command.unwrap_or(cli::Command::Serve) {
-        cli::Command::Serve => server::serve(config).await,
-        command => cli::run(config, command).await,
-    }
+    TokenGate::new().run(cli).await
 }

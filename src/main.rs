@@ -1,15 +1,6 @@
-//! `tokengate`: parses the command line and dispatches.
+//! `tokengate`: tokengate with no application inside, on the same public face
+//! an application uses ([`tokengate::TokenGate`]).
 
-use clap::Parser;
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = tokengate::cli::Cli::parse();
-    match tokengate::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    tokengate::TokenGate::new().main()
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::core::Core;
+use crate::graphql::AppSchema;
 use crate::users;
 
 /// A running server.
@@ -22,6 +23,7 @@ pub struct Running {
 /// then last-used times are flushed.
 pub async fn start(
     config: Config,
+    schema: AppSchema,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -35,7 +37,7 @@ pub async fn start(
     )
     .await?;
     crate::password::warm_up().await;
-    let state = AppState::new(core.clone(), addr);
+    let state = AppState::new(core.clone(), addr, schema);
     let tasks = [
         tokio::spawn(flush_last_used(core.clone())),
         tokio::spawn(crate::core::revocations::run(core.clone())),
@@ -112,8 +114,8 @@ pub async fn shutdown_signal() {
 }
 
 /// `tokengate serve`: runs until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let running = start(config, shutdown_signal()).await?;
+pub async fn serve(config: Config, schema: AppSchema) -> anyhow::Result<()> {
+    let running = start(config, schema, shutdown_signal()).await?;
     println!("listening on http://{}", running.addr);
     tracing::info!(addr = %running.addr, "listening");
     running.handle.await??;

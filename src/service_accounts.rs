@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use crate::audit::{self, Event};
+use crate::auth::scopes::Scopes;
 use crate::auth::secret::{ct_eq, sha256, Secret};
 use crate::auth::{may_act_on_others_tokens, Credential, Principal, Role, ScopeSet, TokenAccess};
 use crate::core::Core;
@@ -49,10 +50,11 @@ pub async fn create(
             "give the service account a name of 1 to {MAX_NAME_LEN} printable characters"
         ))
     })?;
-    let scopes = policy::resolve_scopes(Some(&req.scopes), principal.scopes)?;
-    if let Some(admin_only) = scopes
-        .iter()
-        .find(|s| !ScopeSet::of_role(Role::Service).contains(*s))
+    let scopes = policy::resolve_scopes(&core.scopes, Some(&req.scopes), principal.scopes)?;
+    if let Some(admin_only) = core
+        .scopes
+        .iter(scopes)
+        .find(|s| !core.scopes.of_role(Role::Service).contains(*s))
     {
         return Err(AppError::BadInput(format!(
             "a service account cannot hold `{}`: managing users and service accounts takes an administrator",
@@ -83,7 +85,7 @@ pub async fn create(
         name: Set(name),
         client_id: Set(client_id),
         secret_digest: Set(secret.digest().to_vec()),
-        scopes: Set(scopes.to_space_separated()),
+        scopes: Set(core.scopes.to_space_separated(scopes)),
         access_token_lifetime: Set(req.access_token_lifetime),
         single_active_token: Set(req.single_active_token),
         created_at: Set(now),
@@ -250,16 +252,17 @@ pub async fn authenticate_client(
 }
 
 /// The scopes an account may be granted.
-pub fn allowed_scopes(account: &service_account::Model) -> AppResult<ScopeSet> {
-    ScopeSet::parse_space_separated(&account.scopes).map_err(AppError::internal)
+/// A scope no longer declared grants nothing.
+pub fn allowed_scopes(scopes: &Scopes, account: &service_account::Model) -> ScopeSet {
+    scopes.parse_stored(&account.scopes)
 }
 
 /// The principal of a client that authenticated with its id and secret.
-pub fn client_principal(account: &service_account::Model) -> AppResult<Principal> {
+pub fn client_principal(scopes: &Scopes, account: &service_account::Model) -> AppResult<Principal> {
     Ok(Principal {
         user_id: account.user_id.clone(),
         role: Role::Service,
-        scopes: allowed_scopes(account)?,
+        scopes: allowed_scopes(scopes, account),
         credential: Credential::Client {
             client_id: account.client_id.clone(),
         },
@@ -285,10 +288,7 @@ pub async fn issue_api_token(
             "service account `{account_id}` is disabled"
         )));
     }
-    let held: ScopeSet = allowed_scopes(&account)?
-        .iter()
-        .filter(|s| principal.scopes.contains(*s))
-        .collect();
+    let held = allowed_scopes(&core.scopes, &account).intersection(principal.scopes);
     let owner = Owner {
         id: &account.user_id,
         held,

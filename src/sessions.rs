@@ -9,8 +9,8 @@ use sea_orm::{
     ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set, TransactionTrait,
 };
 
+use crate::auth::scopes::Scopes;
 use crate::auth::secret::Secret;
-use crate::auth::ScopeSet;
 use crate::auth::{Credential, Principal};
 use crate::error::{AppError, AuthReason};
 
@@ -49,6 +49,7 @@ pub fn is_well_formed(value: &str) -> bool {
 /// Resolves a cookie value to its principal and the session's expiry.
 pub async fn authenticate(
     db: &DatabaseConnection,
+    scopes: &Scopes,
     value: &str,
 ) -> Result<(Principal, DateTime<Utc>), AppError> {
     if !is_well_formed(value) {
@@ -89,7 +90,7 @@ pub async fn authenticate(
     let principal = Principal {
         user_id: owner.id,
         role,
-        scopes: ScopeSet::of_role(role),
+        scopes: scopes.of_role(role),
         credential: Credential::Session { digest },
     };
     Ok((principal, row.expires_at))

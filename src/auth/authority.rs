@@ -49,8 +49,8 @@ pub fn may_act_on_others_tokens(
     access: TokenAccess,
 ) -> Result<(), AppError> {
     let scope = match access {
-        TokenAccess::Read | TokenAccess::Introspect => Scope::UsersRead,
-        TokenAccess::Write => Scope::UsersWrite,
+        TokenAccess::Read | TokenAccess::Introspect => Scope::USERS_READ,
+        TokenAccess::Write => Scope::USERS_WRITE,
     };
     if principal.is_admin() && principal.scopes.contains(scope) {
         Ok(())

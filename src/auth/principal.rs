@@ -6,7 +6,7 @@ use super::scopes::{Scope, ScopeSet};
 use crate::error::AppError;
 
 /// A user's role (stored in `users.role`). Which scopes each holds:
-/// [`ScopeSet::of_role`].
+/// [`super::scopes::Scopes::of_role`].
 pub use entity::user::Role;
 
 /// How the caller proved who they are.

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 
 use sea_orm::DatabaseConnection;
 
+use crate::auth::scopes::Scopes;
 use crate::config::Config;
 use crate::db;
 use crate::metrics::Metrics;
@@ -43,14 +44,17 @@ pub struct Core {
     /// Whether the revocation listener is subscribed (PostgreSQL).
     pub revocation_listener: crate::core::revocations::Listening,
     pub metrics: Metrics,
+    /// The deployment's scopes: tokengate's and the application's.
+    pub scopes: Scopes,
 }
 
 impl Core {
     /// Connects, applies migrations, records the deployment's issuer on its
     /// first start (`--issuer`, else `http://<listen>`), and loads the signing keys.
     pub async fn open(config: Config, listen: SocketAddr) -> anyhow::Result<Core> {
+        let scopes = Scopes::new(&config.scopes).map_err(anyhow::Error::msg)?;
         let db = db::connect(&config.database_url).await?;
-        db::migrate(&db).await?;
+        db::migrate(&db, config.migrations).await?;
         keys::choose_issuer(&db, config.issuer.as_deref(), &format!("http://{listen}")).await?;
         let verify_window =
             (!config.allow_non_expiring_tokens).then_some(config.max_token_lifetime);
@@ -65,6 +69,7 @@ impl Core {
             credentials: CredentialCache::default(),
             revocation_listener: Default::default(),
             metrics: Metrics::default(),
+            scopes,
             config,
         })
     }

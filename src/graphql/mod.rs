@@ -4,18 +4,26 @@
 
 pub mod http;
 mod limits;
+mod policy;
 mod service_accounts;
 mod tokens;
 mod types;
 mod users;
 
-use async_graphql::{Context, EmptySubscription, Guard, MergedObject, Schema};
-
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::auth::{Principal, Scope};
+use async_graphql::{
+    Context, EmptyMutation, EmptySubscription, MergedObject, Object, ObjectType, Schema,
+    SubscriptionType,
+};
+
+use crate::auth::scopes::Scopes;
+use crate::auth::{Credential, Principal, Role};
 use crate::core::Core;
 use crate::error::{AppError, GqlResult};
+pub use policy::{requires_scope, ScopePolicy};
 
 /// Deepest selection accepted: room for the standard introspection query that
 /// GraphQL tools send (about 14 levels), little more.
@@ -25,41 +33,154 @@ pub const MAX_COMPLEXITY: usize = 500;
 /// Most aliases accepted in one document.
 pub const MAX_ALIASES: usize = 30;
 
+/// tokengate's own query fields.
 #[derive(MergedObject, Default)]
-#[graphql(name = "Query")]
-pub struct QueryRoot(
+pub struct TokengateQuery(
     users::UserQuery,
     tokens::TokenQuery,
     service_accounts::ServiceAccountQuery,
+    ScopeQuery,
 );
 
+/// tokengate's own mutation fields.
 #[derive(MergedObject, Default)]
-#[graphql(name = "Mutation")]
-pub struct MutationRoot(
+pub struct TokengateMutation(
     tokens::TokenMutation,
     service_accounts::ServiceAccountMutation,
 );
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// Queries: tokengate's token management and the application's own fields.
+#[derive(MergedObject)]
+#[graphql(name = "Query")]
+pub struct QueryRoot<Q: ObjectType + 'static>(TokengateQuery, Q);
 
-/// Builds the schema; request data (state, principal) is added per request.
-pub fn build_schema() -> AppSchema {
-    Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        EmptySubscription,
+/// Mutations: tokengate's token management and the application's own fields.
+#[derive(MergedObject)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot<M: ObjectType + 'static>(TokengateMutation, M);
+
+/// A schema of any application's roots, behind one type for the handlers.
+trait Executable: Send + Sync {
+    fn execute(
+        &self,
+        request: async_graphql::Request,
+    ) -> Pin<Box<dyn Future<Output = async_graphql::Response> + Send + '_>>;
+    fn sdl(&self) -> String;
+}
+
+impl<Q, M, S> Executable for Schema<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    fn execute(
+        &self,
+        request: async_graphql::Request,
+    ) -> Pin<Box<dyn Future<Output = async_graphql::Response> + Send + '_>> {
+        Box::pin(Schema::execute(self, request))
+    }
+    fn sdl(&self) -> String {
+        Schema::sdl(self)
+    }
+}
+
+/// The served schema: tokengate's roots merged with an application's, the
+/// scope guard on every field, and the limits. Cheap to clone.
+#[derive(Clone)]
+pub struct AppSchema {
+    inner: Arc<dyn Executable>,
+    policy: policy::SharedPolicy,
+}
+
+impl AppSchema {
+    /// Runs one GraphQL request (its data must hold the principal and core).
+    pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.inner.execute(request).await
+    }
+
+    /// The SDL, with `@requiresScopes` on every guarded field.
+    pub fn sdl(&self) -> String {
+        self.inner.sdl()
+    }
+
+    /// The field scopes the guard enforces.
+    pub fn policy(&self) -> &ScopePolicy {
+        self.policy.get().expect("set when the schema is built")
+    }
+}
+
+/// Builds the schema of tokengate alone (the `tokengate` binary's).
+pub fn build_schema(scopes: &Scopes) -> Result<AppSchema, String> {
+    build_schema_with(EmptyMutation, EmptyMutation, EmptySubscription, scopes)
+}
+
+/// Builds the schema of tokengate's roots merged with an application's;
+/// request data (principal, core) is added per request. Fails when a field
+/// requires a scope `scopes` does not declare.
+pub fn build_schema_with<Q, M, S>(
+    query: Q,
+    mutation: M,
+    subscription: S,
+    scopes: &Scopes,
+) -> Result<AppSchema, String>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let shared = policy::SharedPolicy::default();
+    let schema = Schema::build(
+        QueryRoot(TokengateQuery::default(), query),
+        MutationRoot(TokengateMutation::default(), mutation),
+        subscription,
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .limit_recursive_depth(32)
     .limit_directives(10)
     .extension(limits::AliasLimit(MAX_ALIASES))
-    .finish()
+    .extension(policy::ScopeGuard(shared.clone()))
+    .data(shared.clone())
+    .finish();
+    let policy = ScopePolicy::from_sdl(&schema.sdl(), scopes)?;
+    if shared.set(policy).is_err() {
+        unreachable!("the policy is set once, here");
+    }
+    Ok(AppSchema {
+        inner: Arc::new(schema),
+        policy: shared,
+    })
 }
 
-/// The SDL, as committed in `schema.graphql`.
-pub fn sdl() -> String {
-    build_schema().sdl()
+/// `requiredScopes`: any authenticated caller.
+#[derive(Default)]
+pub struct ScopeQuery;
+
+#[Object]
+impl ScopeQuery {
+    /// The least set of scopes running `query` needs (the operation
+    /// `operationName` when the document has several): mint a token with
+    /// exactly these for a script that runs it.
+    async fn required_scopes(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        operation_name: Option<String>,
+    ) -> async_graphql::Result<Vec<String>> {
+        principal(ctx).gql()?;
+        let policy = ctx
+            .data::<policy::SharedPolicy>()
+            .ok()
+            .and_then(|p| p.get())
+            .ok_or_else(|| AppError::internal("scope policy not built"))
+            .gql()?;
+        let set = policy
+            .required_scopes(&query, operation_name.as_deref())
+            .gql()?;
+        let core = core_of(ctx).gql()?;
+        Ok(core.scopes.names(set))
+    }
 }
 
 /// What a resolver knows about the HTTP request.
@@ -68,13 +189,111 @@ pub struct RequestMeta {
     pub ip: String,
 }
 
-/// Field guard: the principal must hold `Scope`.
-pub struct RequireScope(pub Scope);
+/// How the caller proved who they are, as [`Caller::authenticated_by`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A browser session cookie.
+    Session,
+    /// An access token (`Authorization: Bearer`).
+    Token,
+    /// A service account's client credentials (OAuth endpoints).
+    Client,
+    /// The operator at the command line.
+    Operator,
+}
 
-impl Guard for RequireScope {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        principal(ctx).and_then(|p| p.require_scope(self.0)).gql()
+/// Who is calling, for an application's resolvers: [`caller`].
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    principal: &'a Principal,
+    scopes: &'a Scopes,
+}
+
+impl<'a> Caller<'a> {
+    /// The user's id (a service account's user id for machine clients).
+    pub fn user_id(&self) -> &'a str {
+        &self.principal.user_id
     }
+
+    /// The user's role.
+    pub fn role(&self) -> Role {
+        self.principal.role
+    }
+
+    /// Whether the credential carries the scope of that name.
+    pub fn has_scope(&self, name: &str) -> bool {
+        self.scopes
+            .get(name)
+            .is_some_and(|s| self.principal.scopes.contains(s))
+    }
+
+    /// The credential's scopes, by name, in declaration order.
+    pub fn scopes(&self) -> Vec<&'static str> {
+        self.scopes
+            .iter(self.principal.scopes)
+            .map(|s| s.as_str())
+            .collect()
+    }
+
+    /// How the caller authenticated.
+    pub fn authenticated_by(&self) -> AuthMethod {
+        match self.principal.credential {
+            Credential::Session { .. } => AuthMethod::Session,
+            Credential::Token { .. } => AuthMethod::Token,
+            Credential::Client { .. } => AuthMethod::Client,
+            Credential::Operator => AuthMethod::Operator,
+        }
+    }
+
+    /// The access token's id (`jti`) when authenticated by a token.
+    pub fn token_id(&self) -> Option<&'a str> {
+        self.principal.token_id()
+    }
+
+    /// The whole principal, for code that needs tokengate's own types.
+    pub fn principal(&self) -> &'a Principal {
+        self.principal
+    }
+}
+
+/// The caller of the field being resolved. The guard has authenticated every
+/// request before any field resolves, so this fails only outside a tokengate
+/// request.
+///
+/// ```
+/// use async_graphql::{Context, Object};
+///
+/// struct Greeting;
+///
+/// #[Object]
+/// impl Greeting {
+///     #[graphql(directive = tokengate::requires_scope::apply("me:read"))]
+///     async fn hello(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+///         let caller = tokengate::caller(ctx)?;
+///         Ok(format!("hello, {}", caller.user_id()))
+///     }
+/// }
+/// ```
+pub fn caller<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<Caller<'a>> {
+    let principal = principal(ctx).gql()?;
+    let core = core_of(ctx).gql()?;
+    Ok(Caller {
+        principal,
+        scopes: &core.scopes,
+    })
+}
+
+/// The deployment's database, for an application's resolvers.
+pub fn database<'a>(
+    ctx: &'a Context<'_>,
+) -> async_graphql::Result<&'a sea_orm::DatabaseConnection> {
+    Ok(&core_of(ctx).gql()?.db)
+}
+
+/// A `BAD_USER_INPUT` error with that message, as tokengate's own fields report bad input.
+pub fn bad_user_input(message: impl Into<String>) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions;
+    AppError::BadInput(message.into()).extend()
 }
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, AppError> {

@@ -5,8 +5,7 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::service_account;
 
-use super::{core_of, ip, principal, RequireScope};
-use crate::auth::{Scope, ScopeSet};
+use super::{core_of, ip, principal, requires_scope};
 use crate::error::GqlResult;
 use crate::service_accounts::{self, NewServiceAccount, DEFAULT_LIFETIME_SECS};
 
@@ -24,10 +23,9 @@ impl ServiceAccount {
     async fn client_id(&self) -> &str {
         &self.0.client_id
     }
-    async fn scopes(&self) -> Vec<String> {
-        ScopeSet::parse_space_separated(&self.0.scopes)
-            .map(ScopeSet::names)
-            .unwrap_or_default()
+    async fn scopes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        let scopes = &core_of(ctx).gql()?.scopes;
+        Ok(scopes.names(scopes.parse_stored(&self.0.scopes)))
     }
     /// Seconds a client-credentials token lives (default 28800, 8 hours).
     async fn access_token_lifetime(&self) -> i32 {
@@ -59,7 +57,7 @@ pub struct ServiceAccountQuery;
 #[Object]
 impl ServiceAccountQuery {
     /// Every service account (administrators).
-    #[graphql(guard = "RequireScope(Scope::UsersRead)")]
+    #[graphql(directive = requires_scope::apply("users:read"))]
     async fn service_accounts(
         &self,
         ctx: &Context<'_>,
@@ -79,7 +77,7 @@ pub struct ServiceAccountMutation;
 #[Object]
 impl ServiceAccountMutation {
     /// Creates a machine client; its secret is in this response only.
-    #[graphql(guard = "RequireScope(Scope::UsersWrite)")]
+    #[graphql(directive = requires_scope::apply("users:write"))]
     async fn create_service_account(
         &self,
         ctx: &Context<'_>,
@@ -107,7 +105,7 @@ impl ServiceAccountMutation {
     }
 
     /// Replaces the client secret; the old one stops working at once.
-    #[graphql(guard = "RequireScope(Scope::UsersWrite)")]
+    #[graphql(directive = requires_scope::apply("users:write"))]
     async fn rotate_service_account_secret(
         &self,
         ctx: &Context<'_>,
@@ -128,7 +126,7 @@ impl ServiceAccountMutation {
     }
 
     /// Disables the account: its secret and every token it holds stop working.
-    #[graphql(guard = "RequireScope(Scope::UsersWrite)")]
+    #[graphql(directive = requires_scope::apply("users:write"))]
     async fn disable_service_account(
         &self,
         ctx: &Context<'_>,

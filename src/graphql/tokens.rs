@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use async_graphql::{Context, Object, ID};
 
 use super::types::{AccessToken, UpdateAccessTokenPayload};
-use super::{core_of, ip, principal, RequireScope};
-use crate::auth::{may_act_on_tokens, Scope, TokenAccess};
+use super::{core_of, ip, principal, requires_scope};
+use crate::auth::{may_act_on_tokens, TokenAccess};
 use crate::error::GqlResult;
 use crate::service_accounts;
 use crate::tokens::{self, IssueRequest};
@@ -18,7 +18,7 @@ pub struct TokenQuery;
 #[Object]
 impl TokenQuery {
     /// Your tokens, newest first; only active ones unless `includeInactive`.
-    #[graphql(guard = "RequireScope(Scope::TokensRead)")]
+    #[graphql(directive = requires_scope::apply("tokens:read"))]
     async fn access_tokens(
         &self,
         ctx: &Context<'_>,
@@ -43,7 +43,7 @@ impl TokenQuery {
 
     /// One of your tokens (administrators with `users:read`: anyone's); null when
     /// there is none you may read.
-    #[graphql(guard = "RequireScope(Scope::TokensRead)")]
+    #[graphql(directive = requires_scope::apply("tokens:read"))]
     async fn access_token(
         &self,
         ctx: &Context<'_>,
@@ -65,7 +65,7 @@ pub struct TokenMutation;
 impl TokenMutation {
     /// Issues a token valid until `expirationTime` (Unix seconds). Issuing under a
     /// name that already has an active token replaces it: the earlier one is revoked.
-    #[graphql(guard = "RequireScope(Scope::TokensWrite)")]
+    #[graphql(directive = requires_scope::apply("tokens:write"))]
     async fn update_access_token(
         &self,
         ctx: &Context<'_>,
@@ -99,7 +99,7 @@ impl TokenMutation {
 
     /// Revokes one of your tokens (administrators with `users:write`: anyone's).
     /// The very next request with it is refused.
-    #[graphql(guard = "RequireScope(Scope::TokensWrite)")]
+    #[graphql(directive = requires_scope::apply("tokens:write"))]
     async fn revoke_access_token(
         &self,
         ctx: &Context<'_>,

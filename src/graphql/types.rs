@@ -5,8 +5,8 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{access_token, user};
 
-use super::{core_of, principal, RequireScope};
-use crate::auth::{may_act_on_tokens, Scope, ScopeSet, TokenAccess};
+use super::{core_of, principal, requires_scope};
+use crate::auth::{may_act_on_tokens, TokenAccess};
 use crate::error::GqlResult;
 use crate::tokens;
 
@@ -29,10 +29,9 @@ impl AccessToken {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn scopes(&self) -> Vec<String> {
-        ScopeSet::parse_space_separated(&self.0.scopes)
-            .map(ScopeSet::names)
-            .unwrap_or_default()
+    async fn scopes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        let scopes = &core_of(ctx).gql()?.scopes;
+        Ok(scopes.names(scopes.parse_stored(&self.0.scopes)))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -77,7 +76,7 @@ impl User {
     }
     /// This user's tokens, newest first (your own, or anyone's for an
     /// administrator with `users:read`).
-    #[graphql(guard = "RequireScope(Scope::TokensRead)")]
+    #[graphql(directive = requires_scope::apply("tokens:read"))]
     async fn access_tokens(
         &self,
         ctx: &Context<'_>,

@@ -3,8 +3,7 @@
 use async_graphql::{Context, Object};
 
 use super::types::User;
-use super::{core_of, principal, RequireScope};
-use crate::auth::Scope;
+use super::{core_of, principal, requires_scope};
 use crate::error::AppError;
 use crate::error::GqlResult;
 use crate::users;
@@ -15,7 +14,7 @@ pub struct UserQuery;
 #[Object]
 impl UserQuery {
     /// The signed-in user, or the owner of the token in use.
-    #[graphql(guard = "RequireScope(Scope::MeRead)")]
+    #[graphql(directive = requires_scope::apply("me:read"))]
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
         let p = principal(ctx).gql()?;
         let user = users::find(&core_of(ctx).gql()?.db, &p.user_id)
@@ -27,7 +26,7 @@ impl UserQuery {
     }
 
     /// Every user (administrators).
-    #[graphql(guard = "RequireScope(Scope::UsersRead)")]
+    #[graphql(directive = requires_scope::apply("users:read"))]
     async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
         Ok(users::list(&core_of(ctx).gql()?.db)
             .await

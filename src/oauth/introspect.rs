@@ -28,7 +28,7 @@ pub async fn introspect(
     let result = async {
         let form = parse_form(&headers, &body)?;
         let client = authenticate_client(&core, client_credentials(&headers, &form)?, &ip).await?;
-        let client = service_accounts::client_principal(&client)?;
+        let client = service_accounts::client_principal(&core.scopes, &client)?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new("invalid_request", "token is required"))?;
@@ -39,7 +39,7 @@ pub async fn introspect(
                 let mut v = json!({
                     "active": true,
                     "sub": principal.user_id,
-                    "scope": principal.scopes.to_space_separated(),
+                    "scope": core.scopes.to_space_separated(principal.scopes),
                     "iat": record.created_at.timestamp(),
                     "jti": record.id,
                     "iss": core.keys.issuer(),

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::{GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE};
-use crate::auth::ScopeSet;
 use crate::core::Core;
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
@@ -29,7 +28,7 @@ pub async fn metadata(State(core): State<Arc<Core>>) -> Response {
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": auth_methods,
-        "scopes_supported": ScopeSet::all().names(),
+        "scopes_supported": core.scopes.names(core.scopes.all()),
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
     });
     (

@@ -16,13 +16,18 @@ use super::error::{no_store, OAuthError};
 use super::{
     EXCHANGE_LIFETIME_SECS, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN,
 };
+use crate::auth::scopes::Scopes;
 use crate::auth::{Credential, ScopeSet};
 use crate::core::Core;
 use crate::service_accounts;
 use crate::tokens::{self, Grant, Mint};
 
 /// Parses `scope` against what may be granted; absent means all of it.
-fn requested_scopes(form: &Form, allowed: ScopeSet) -> Result<ScopeSet, OAuthError> {
+fn requested_scopes(
+    scopes: &Scopes,
+    form: &Form,
+    allowed: ScopeSet,
+) -> Result<ScopeSet, OAuthError> {
     let Some(raw) = form
         .get("scope")
         .map(|s| s.trim())
@@ -30,7 +35,7 @@ fn requested_scopes(form: &Form, allowed: ScopeSet) -> Result<ScopeSet, OAuthErr
     else {
         return Ok(allowed);
     };
-    let asked = ScopeSet::parse_space_separated(raw).map_err(|unknown| {
+    let asked = scopes.parse_space_separated(raw).map_err(|unknown| {
         OAuthError::new("invalid_scope", format!("unknown scope `{unknown}`"))
     })?;
     if !asked.is_subset_of(allowed) {
@@ -38,18 +43,18 @@ fn requested_scopes(form: &Form, allowed: ScopeSet) -> Result<ScopeSet, OAuthErr
             "invalid_scope",
             format!(
                 "the scope may only include: {}",
-                allowed.to_space_separated()
+                scopes.to_space_separated(allowed)
             ),
         ));
     }
     Ok(asked)
 }
 
-fn token_response(issued: &tokens::Issued, scopes: ScopeSet, exchange: bool) -> Response {
+fn token_response(issued: &tokens::Issued, exchange: bool) -> Response {
     let mut body = json!({
         "access_token": issued.token.expose(),
         "token_type": "Bearer",
-        "scope": scopes.to_space_separated(),
+        "scope": issued.record.scopes,
     });
     if let Some(exp) = issued.record.expires_at {
         // The token's lifetime exactly: `exp - iat` of its claims.
@@ -94,7 +99,11 @@ async fn client_credentials_grant(
     ip: &str,
 ) -> Result<Response, OAuthError> {
     let account = authenticate_client(core, client_credentials(headers, form)?, ip).await?;
-    let scopes = requested_scopes(form, service_accounts::allowed_scopes(&account)?)?;
+    let scopes = requested_scopes(
+        &core.scopes,
+        form,
+        service_accounts::allowed_scopes(&core.scopes, &account),
+    )?;
     let now = Utc::now();
     let expires_at = now + chrono::Duration::seconds(account.access_token_lifetime);
     // One shared name rotates (single active token); a unique one accumulates.
@@ -120,7 +129,7 @@ async fn client_credentials_grant(
         },
     )
     .await?;
-    Ok(token_response(&issued, scopes, false))
+    Ok(token_response(&issued, false))
 }
 
 async fn token_exchange_grant(core: &Core, form: &Form, ip: &str) -> Result<Response, OAuthError> {
@@ -151,7 +160,7 @@ async fn token_exchange_grant(core: &Core, form: &Form, ip: &str) -> Result<Resp
         }
     }
     let (parent, record) = tokens::check(core, subject).await?;
-    let scopes = requested_scopes(form, parent.scopes)?;
+    let scopes = requested_scopes(&core.scopes, form, parent.scopes)?;
     let now = Utc::now();
     let mut expires_at = now + chrono::Duration::seconds(EXCHANGE_LIFETIME_SECS);
     if let Credential::Token {
@@ -179,5 +188,5 @@ async fn token_exchange_grant(core: &Core, form: &Form, ip: &str) -> Result<Resp
         },
     )
     .await?;
-    Ok(token_response(&issued, scopes, true))
+    Ok(token_response(&issued, true))
 }

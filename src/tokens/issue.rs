@@ -70,7 +70,7 @@ pub async fn issue_for(
 ) -> AppResult<Issued> {
     let now = Utc::now();
     let name = validate_name(&req.name)?;
-    let scopes = resolve_scopes(req.scopes.as_deref(), owner.held)?;
+    let scopes = resolve_scopes(&core.scopes, req.scopes.as_deref(), owner.held)?;
     let expires_at = resolve_expiry(core, principal, req.expiration_time, now)?;
     mint(
         core,
@@ -119,7 +119,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         &id,
         now,
         m.expires_at,
-        m.scopes,
+        core.scopes.to_space_separated(m.scopes),
         m.client_id,
     );
     let token = jwt::sign(core, &claims)?;
@@ -128,7 +128,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         user_id: Set(m.owner_id.to_owned()),
         name: Set(m.name.to_owned()),
         digest: Set(token.digest().to_vec()),
-        scopes: Set(m.scopes.to_space_separated()),
+        scopes: Set(claims.scope.clone()),
         created_at: Set(now),
         expires_at: Set(m.expires_at),
         last_used_at: Set(None),

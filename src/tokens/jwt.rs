@@ -11,7 +11,6 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::secret::Secret;
-use crate::auth::ScopeSet;
 use crate::core::Core;
 use crate::error::{AppError, AppResult, AuthReason};
 
@@ -48,7 +47,7 @@ impl Claims {
         jti: &str,
         iat: DateTime<Utc>,
         exp: Option<DateTime<Utc>>,
-        scopes: ScopeSet,
+        scope: String,
         client_id: Option<&str>,
     ) -> Claims {
         Claims {
@@ -57,7 +56,7 @@ impl Claims {
             jti: jti.to_owned(),
             iat: iat.timestamp(),
             exp: exp.map(|e| e.timestamp()),
-            scope: scopes.to_space_separated(),
+            scope,
             client_id: client_id.map(str::to_owned),
         }
     }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::auth::scopes::Scopes;
 use crate::auth::{Credential, Principal, ScopeSet};
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
@@ -53,24 +54,30 @@ pub fn validate_name(name: &str) -> AppResult<String> {
 
 /// Works out the scopes of a new token: those asked for, each known and held by
 /// the caller; all of the caller's when none are asked for.
-pub fn resolve_scopes(asked: Option<&[String]>, held: ScopeSet) -> AppResult<ScopeSet> {
+pub fn resolve_scopes(
+    scopes: &Scopes,
+    asked: Option<&[String]>,
+    held: ScopeSet,
+) -> AppResult<ScopeSet> {
     let Some(asked) = asked else { return Ok(held) };
-    let set = ScopeSet::parse_names(asked.iter().map(String::as_str)).map_err(|unknown| {
-        AppError::BadInput(format!(
-            "unknown scope `{unknown}`; valid scopes are: {}",
-            ScopeSet::all().to_space_separated()
-        ))
-    })?;
+    let set = scopes
+        .parse_names(asked.iter().map(String::as_str))
+        .map_err(|unknown| {
+            AppError::BadInput(format!(
+                "unknown scope `{unknown}`; valid scopes are: {}",
+                scopes.to_space_separated(scopes.all())
+            ))
+        })?;
     if set.is_empty() {
         return Err(AppError::BadInput(
             "give at least one scope, or leave scopes out to get all of yours".into(),
         ));
     }
-    if let Some(excess) = set.iter().find(|s| !held.contains(*s)) {
+    if let Some(excess) = scopes.iter(set).find(|s| !held.contains(*s)) {
         return Err(AppError::BadInput(format!(
             "you cannot grant `{}`: your credential does not hold it (you hold: {})",
             excess.as_str(),
-            held.to_space_separated()
+            scopes.to_space_separated(held)
         )));
     }
     Ok(set)

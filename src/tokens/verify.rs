@@ -7,7 +7,7 @@ use sea_orm::EntityTrait;
 
 use super::{jwt, status, Status};
 use crate::auth::secret::{ct_eq, Secret};
-use crate::auth::{Credential, Principal, ScopeSet};
+use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::error::{AppError, AppResult, AuthReason};
 
@@ -69,12 +69,12 @@ pub async fn check(core: &Core, presented: &str) -> AppResult<(Principal, access
         ));
     }
     let role = owner.role;
-    let granted = ScopeSet::parse_space_separated(&record.scopes).map_err(AppError::internal)?;
-    // A user demoted after issuing keeps only what the role still allows.
-    let scopes: ScopeSet = granted
-        .iter()
-        .filter(|s| ScopeSet::of_role(role).contains(*s))
-        .collect();
+    // A user demoted after issuing keeps only what the role still allows; a
+    // scope no longer declared grants nothing.
+    let scopes = core
+        .scopes
+        .parse_stored(&record.scopes)
+        .intersection(core.scopes.of_role(role));
     let principal = Principal {
         user_id: owner.id,
         role,

@@ -36,15 +36,22 @@ pub async fn console(State(app): State<Arc<Core>>, headers: HeaderMap) -> Respon
 }
 
 fn console_html(app: &Core, principal: &Principal) -> String {
-    let scopes: Vec<&str> = principal.scopes.iter().map(|s| s.as_str()).collect();
-    let checkboxes: String = scopes
-        .iter()
-        .map(|s| {
-            let id = format!("scope-{}", s.replace(':', "-"));
-            let checked = if *s == "me:read" { " checked" } else { "" };
+    let scopes: Vec<&str> = app
+        .scopes
+        .iter(principal.scopes)
+        .map(|s| s.as_str())
+        .collect();
+    let checkboxes: String = app
+        .scopes
+        .iter(principal.scopes)
+        .map(|scope| {
+            let s = scope.as_str();
+            let id = format!("scope-{}", s.replace([':', '.'], "-"));
+            let checked = if s == "me:read" { " checked" } else { "" };
             format!(
-                r#"<div class="check"><input type="checkbox" name="scope" id="{id}" value="{s}"{checked}><label for="{id}">{s}</label></div>"#,
+                r#"<div class="check"><input type="checkbox" name="scope" id="{id}" value="{s}"{checked} aria-describedby="{id}-desc"><label for="{id}">{s}</label> <span class="scope-desc" id="{id}-desc">{d}</span></div>"#,
                 s = escape(s),
+                d = escape(app.scopes.description(scope)),
             )
         })
         .collect();

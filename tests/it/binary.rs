@@ -113,7 +113,10 @@ fn committed_schema_equals_the_served_schema() {
         sdl, committed,
         "schema.graphql drifted: run `cargo run -- schema > schema.graphql`"
     );
-    assert_eq!(sdl, tokengate::graphql::sdl());
+    let (_, schema) = tokengate::TokenGate::new()
+        .prepare(tokengate::Config::default())
+        .unwrap();
+    assert_eq!(sdl, schema.sdl());
 }
 
 async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets() {

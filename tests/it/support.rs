@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{json, Value};
 use tokengate::auth::secret::Secret;
-use tokengate::server::{self, Running};
+use tokengate::server::Running;
 use tokengate::{AppState, Config};
 use tokio::sync::oneshot;
 
@@ -236,11 +236,12 @@ impl TestApp {
             addr,
             state,
             handle,
-        } = server::start(config.clone(), async move {
-            let _ = rx.await;
-        })
-        .await
-        .expect("server starts");
+        } = tokengate::TokenGate::new()
+            .start(config.clone(), async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server starts");
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

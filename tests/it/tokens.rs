@@ -8,7 +8,6 @@ use base64::Engine;
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
-use tokengate::auth::ScopeSet;
 
 use crate::both_backends;
 use crate::support::*;
@@ -168,7 +167,7 @@ async fn forged_and_stale_tokens_are_refused_with_their_reason(b: Backend) {
                 jti,
                 now,
                 Some(exp),
-                ScopeSet::all(),
+                app.state.scopes.to_space_separated(app.state.scopes.all()),
                 None,
             ),
         )
