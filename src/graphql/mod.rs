@@ -129,6 +129,8 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    refuse_collisions::<TokengateQuery, Q>("Query")?;
+    refuse_collisions::<TokengateMutation, M>("Mutation")?;
     let shared = policy::SharedPolicy::default();
     let schema = Schema::build(
         QueryRoot(TokengateQuery::default(), query),
@@ -151,6 +153,40 @@ where
         inner: Arc::new(schema),
         policy: shared,
     })
+}
+
+/// Field names of an object type, from its registration alone.
+fn field_names<T: async_graphql::OutputType>() -> Vec<String> {
+    let mut registry = async_graphql::registry::Registry::default();
+    T::create_type_info(&mut registry);
+    match registry.types.get(T::type_name().as_ref()) {
+        Some(async_graphql::registry::MetaType::Object { fields, .. }) => {
+            fields.keys().cloned().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A root field both tokengate and the application define would be served by
+/// one and described by the other: refused, naming it.
+fn refuse_collisions<Ours: ObjectType, Theirs: ObjectType>(root: &str) -> Result<(), String> {
+    let ours = field_names::<Ours>();
+    let taken: Vec<String> = field_names::<Theirs>()
+        .into_iter()
+        .filter(|f| ours.contains(f))
+        .collect();
+    if taken.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the application's {root} fields {} collide with tokengate's; rename them",
+            taken
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
 }
 
 /// `requiredScopes`: any authenticated caller.

@@ -8,6 +8,7 @@ mod binary;
 mod cache;
 mod deployment;
 mod guard;
+mod library;
 mod oauth;
 mod sign_in;
 mod tokens;
@@ -19,6 +20,8 @@ fn main() -> std::process::ExitCode {
         cache::BOTH_BACKENDS,
         deployment::BOTH_BACKENDS,
         guard::BOTH_BACKENDS,
+        library::SINGLE,
+        library::BOTH_BACKENDS,
         oauth::BOTH_BACKENDS,
         sign_in::BOTH_BACKENDS,
         tokens::BOTH_BACKENDS,

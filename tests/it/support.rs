@@ -231,12 +231,43 @@ impl TestApp {
 
     /// Starts a server with `config` on an existing database.
     pub async fn start_on(db: TestDb, config: Config) -> TestApp {
+        Self::start_gate(tokengate::TokenGate::new(), db, config).await
+    }
+
+    /// Starts an application built on tokengate (its public face) on a fresh
+    /// database; `tweak` adjusts the configuration.
+    pub async fn start_app<Q, M, S>(
+        gate: tokengate::TokenGate<Q, M, S>,
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp
+    where
+        Q: async_graphql::ObjectType + 'static,
+        M: async_graphql::ObjectType + 'static,
+        S: async_graphql::SubscriptionType + 'static,
+    {
+        let db = TestDb::new(backend).await;
+        let mut config = test_config(&db.url);
+        tweak(&mut config);
+        Self::start_gate(gate, db, config).await
+    }
+
+    async fn start_gate<Q, M, S>(
+        gate: tokengate::TokenGate<Q, M, S>,
+        db: TestDb,
+        config: Config,
+    ) -> TestApp
+    where
+        Q: async_graphql::ObjectType + 'static,
+        M: async_graphql::ObjectType + 'static,
+        S: async_graphql::SubscriptionType + 'static,
+    {
         let (tx, rx) = oneshot::channel::<()>();
         let Running {
             addr,
             state,
             handle,
-        } = tokengate::TokenGate::new()
+        } = gate
             .start(config.clone(), async move {
                 let _ = rx.await;
             })
