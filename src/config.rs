@@ -144,7 +144,7 @@ pub struct Config {
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
     pub admin_password: Option<Secret>,
     /// Scopes declared beyond tokengate's: the TOML file's `[[scopes]]`, then
-    /// those an application adds with [`crate::TokenGate::scope`].
+    /// those an application adds with `TokenGate::scope`.
     pub scopes: Vec<ScopeDef>,
     /// Migrations applied at start: tokengate's and the application's.
     pub migrations: Migrations,

@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("guard", &["guard"]),
     ("adapters", &["graphql", "oauth", "web", "cli"]),
-    ("app", &["app", "server"]),
+    ("app", &["app", "server", "builder"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
@@ -37,6 +37,15 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("AppState", "app"),
     ("Config", "config"),
     ("AppError", "error"),
+    ("TokenGate", "builder"),
+    ("ScopeDef", "auth"),
+    ("Role", "auth"),
+    ("requires_scope", "graphql"),
+    ("caller", "graphql"),
+    ("Caller", "graphql"),
+    ("database", "graphql"),
+    ("bad_user_input", "graphql"),
+    ("AuthMethod", "graphql"),
 ];
 
 fn ident(text: &str) -> String {

@@ -34,7 +34,7 @@ pub const DIRECTIVE: &str = "requiresScopes";
 /// own fields (`FORBIDDEN` with `requiredScope`, the rest of the response
 /// resolving), shows it in the SDL as `@requiresScopes(scopes: [["books:read"]])`,
 /// and counts it in `requiredScopes`. The scope must be declared (built in,
-/// [`crate::TokenGate::scope`] or the TOML file's `[[scopes]]`); building the
+/// `TokenGate::scope` or the TOML file's `[[scopes]]`); building the
 /// schema fails naming any field that asks for an undeclared one.
 #[allow(non_camel_case_types)]
 pub struct requires_scope;
