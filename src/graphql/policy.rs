@@ -457,6 +457,51 @@ struct ScopeGuardExtension(SharedPolicy);
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for ScopeGuardExtension {
+    /// A subscription's root field is not resolved through `resolve` (it
+    /// makes a stream), so it is checked here, before anything runs.
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        let Some(policy) = self.0.get() else {
+            return Err(ServerError::new("scope policy not built", None));
+        };
+        let held = ctx
+            .data_opt::<Principal>()
+            .map_or(ScopeSet::EMPTY, |p| p.scopes);
+        let root = policy.roots[2].as_deref().unwrap_or("Subscription");
+        for (_, op) in doc.operations.iter() {
+            if op.node.ty != OperationType::Subscription {
+                continue;
+            }
+            let mut fields = Vec::new();
+            root_fields(&doc, &op.node.selection_set.node, &mut fields, 0);
+            for (name, pos) in fields {
+                if let Some(r) = policy.requirement(root, name) {
+                    if !r.satisfied_by(held) {
+                        let scope = r
+                            .first_missing(held)
+                            .or_else(|| r.least().next())
+                            .map_or("", Scope::as_str);
+                        let e = AppError::Forbidden { scope }.extend();
+                        return Err(ServerError {
+                            message: e.message,
+                            source: None,
+                            locations: vec![pos],
+                            path: vec![PathSegment::Field(name.to_owned())],
+                            extensions: e.extensions,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(doc)
+    }
+
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -479,6 +524,31 @@ impl Extension for ScopeGuardExtension {
             }
         }
         next.run(ctx, info).await
+    }
+}
+
+/// The root fields of a selection set, through fragments (depth-bounded).
+fn root_fields<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    out: &mut Vec<(&'a str, async_graphql::Pos)>,
+    depth: usize,
+) {
+    if depth > 8 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => out.push((f.node.name.node.as_str(), f.pos)),
+            Selection::InlineFragment(f) => {
+                root_fields(doc, &f.node.selection_set.node, out, depth + 1)
+            }
+            Selection::FragmentSpread(s) => {
+                if let Some(f) = doc.fragments.get(&s.node.fragment_name.node) {
+                    root_fields(doc, &f.node.selection_set.node, out, depth + 1);
+                }
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! HTTP; scopes declared in the TOML file; requiredScopes; the directive in
 //! the SDL.
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, Object, Subscription};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -23,6 +23,7 @@ both_backends!(
     custom_scopes_behave_as_built_in_ones,
     required_scopes_is_the_least_set_a_document_needs,
     scopes_declared_in_the_toml_file_are_scopes,
+    application_subscriptions_are_guarded_by_their_scope,
 );
 
 single!(
@@ -616,4 +617,64 @@ fn bad_scope_declarations_are_refused_with_their_name() {
     assert!(err
         .to_string()
         .contains("scope `books:read` is declared twice"));
+}
+
+struct Ticks;
+
+#[Subscription]
+impl Ticks {
+    #[graphql(directive = tokengate::requires_scope::apply("ticks:read"))]
+    async fn ticks(&self) -> impl async_graphql::futures_util::Stream<Item = i32> {
+        async_graphql::futures_util::stream::iter(0..3)
+    }
+}
+
+/// A subscription's root field makes a stream instead of resolving, so its
+/// scope is checked before the operation runs; the SDL shows it like any other.
+async fn application_subscriptions_are_guarded_by_their_scope(b: Backend) {
+    let gate = tokengate::TokenGate::new().subscription(Ticks).scope(
+        tokengate::ScopeDef::new("ticks:read", "Watch the ticks")
+            .held_by([tokengate::Role::Member]),
+    );
+    let app = TestApp::start_app(gate, b, |_| {}).await;
+    let member = app.member("mo@example.com").await;
+    let (plain, _) = app
+        .issue(Auth::Cookie(&member), "plain", Some(&["me:read"]), 3600)
+        .await;
+    let r = app
+        .gql(Auth::Bearer(&plain), "subscription { ticks }", json!({}))
+        .await;
+    assert_eq!(
+        forbidden_scope(&r),
+        ("FORBIDDEN", "ticks:read"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .gql(
+            Auth::Bearer(&plain),
+            "subscription S { ...T } fragment T on Subscription { ticks }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        forbidden_scope(&r),
+        ("FORBIDDEN", "ticks:read"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .gql(
+            Auth::Cookie(&member),
+            "{ requiredScopes(query: \"subscription { ticks }\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.data()["requiredScopes"], json!(["ticks:read"]));
+    let sdl = app.state.schema.sdl();
+    assert!(
+        sdl.contains(r#"ticks: Int! @requiresScopes(scopes: [["ticks:read"]])"#),
+        "{sdl}"
+    );
+    app.finish().await;
 }
