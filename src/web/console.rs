@@ -102,7 +102,7 @@ fn console_html(app: &Core, principal: &Principal) -> String {
 {never}
 <fieldset>
 <legend>Scopes</legend>
-{checkboxes}
+<div class="scope-list">{checkboxes}</div>
 </fieldset>
 <p id="generate-error" class="error" role="alert" hidden></p>
 <button type="submit" id="generate">Proceed</button>
