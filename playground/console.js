@@ -22,6 +22,8 @@
   const tbody = document.querySelector('#tokens tbody');
   const showInactive = $('show-inactive');
   const dialog = $('revoke-dialog');
+  const operationInput = $('scopes-operation');
+  const operationButton = $('scopes-from-operation');
   let tokens = [];
 
   class ApiError extends Error {
@@ -57,7 +59,8 @@
     return body.data;
   }
 
-  function showStatus(message, kind) {
+  // detail: more lines, shown as they are (a parser's pointer to a column).
+  function showStatus(message, kind, detail) {
     statusBox.replaceChildren();
     if (!message) return;
     const p = document.createElement('p');
@@ -72,6 +75,12 @@
       p.append(a);
     }
     statusBox.append(p);
+    if (detail) {
+      const pre = document.createElement('pre');
+      pre.className = 'status-detail';
+      pre.textContent = detail;
+      statusBox.append(pre);
+    }
   }
 
   function reportError(e) {
@@ -253,6 +262,64 @@
     newTokenBox.hidden = true;
     nameInput.focus();
   });
+
+  // "Tick the scopes it needs": the server works out the least set of scopes
+  // the pasted operation needs (requiredScopes); the checkboxes then hold
+  // exactly that set. Nothing changes when the document is invalid or needs a
+  // scope the user does not hold.
+  const scopeBoxes = () => [...form.querySelectorAll('input[name="scope"]')];
+  const listed = (names) =>
+    names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+
+  async function tickScopesForOperation() {
+    operationInput.removeAttribute('aria-invalid');
+    const query = operationInput.value;
+    if (!query.trim()) {
+      showStatus('Paste a GraphQL operation first, such as { me { email } }.', 'error');
+      operationInput.setAttribute('aria-invalid', 'true');
+      statusBox.scrollIntoView({ block: 'nearest' });
+      operationInput.focus();
+      return;
+    }
+    // aria-disabled rather than disabled: a disabled button would lose the
+    // keyboard focus.
+    operationButton.setAttribute('aria-disabled', 'true');
+    try {
+      const data = await graphql('query RequiredScopes($q: String!) { requiredScopes(query: $q) }', { q: query });
+      const needed = data.requiredScopes;
+      const boxes = scopeBoxes();
+      const missing = needed.filter((s) => !boxes.some((b) => b.value === s));
+      if (missing.length) {
+        showStatus(
+          `This operation needs ${listed(missing)}, which you do not hold, so no token of yours can run it. ` +
+            'The scopes were left as they were.',
+          'error',
+        );
+        return;
+      }
+      if (!needed.length) {
+        showStatus('This operation needs no scope: any token can run it. The scopes were left as they were.');
+        return;
+      }
+      for (const b of boxes) b.checked = needed.includes(b.value);
+      showStatus(`Ticked ${listed(needed)} for this operation.`);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === 'BAD_USER_INPUT')) return reportError(e);
+      operationInput.setAttribute('aria-invalid', 'true');
+      if (e.message.includes('\n')) showStatus('That operation cannot be checked:', 'error', e.message);
+      else showStatus(`That operation cannot be checked: ${e.message}.`, 'error');
+    } finally {
+      operationButton.removeAttribute('aria-disabled');
+      // The status area is at the top of the page: bring it into view (the
+      // checkboxes sit between it and the button). Focus stays on the button.
+      statusBox.scrollIntoView({ block: 'nearest' });
+    }
+  }
+
+  operationButton.addEventListener('click', () => {
+    if (operationButton.getAttribute('aria-disabled') !== 'true') tickScopesForOperation();
+  });
+  operationInput.addEventListener('input', () => operationInput.removeAttribute('aria-invalid'));
 
   function confirmRevoke(token, button) {
     $('revoke-text').textContent =

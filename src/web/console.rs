@@ -102,7 +102,13 @@ fn console_html(app: &Core, principal: &Principal) -> String {
 {never}
 <fieldset>
 <legend>Scopes</legend>
-{checkboxes}
+<div class="scope-list">{checkboxes}</div>
+<div class="scopes-for-operation">
+<label for="scopes-operation">Operation</label>
+<textarea id="scopes-operation" rows="5" spellcheck="false" autocomplete="off" autocapitalize="off" aria-describedby="scopes-operation-hint" placeholder="{{ me {{ email }} }}"></textarea>
+<p class="hint" id="scopes-operation-hint">Paste the GraphQL query or mutation the token is for: the button ticks exactly the scopes running it needs.</p>
+<button type="button" id="scopes-from-operation" class="secondary">Tick the scopes it needs</button>
+</div>
 </fieldset>
 <p id="generate-error" class="error" role="alert" hidden></p>
 <button type="submit" id="generate">Proceed</button>

@@ -1,6 +1,9 @@
 // Starts a real tokengate for the browser suite: builds it with `cargo build`
 // (unless TOKENGATE_BIN names a binary), runs it on a free port with a fresh
-// SQLite database in a temp directory and a known administrator.
+// SQLite database in a temp directory and a known administrator. With
+// { app: 'bookstore' } it starts the bookstore example instead (tokengate plus
+// an application's own fields and scopes; `cargo build --example bookstore`,
+// or BOOKSTORE_BIN), which takes the same flags and environment.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,41 +16,49 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '
 export const ADMIN_EMAIL = 'ada@example.com';
 export const ADMIN_PASSWORD = 'correct-horse-battery-staple';
 
-function binary() {
-  if (process.env.TOKENGATE_BIN) return process.env.TOKENGATE_BIN;
-  const built = spawnSync('cargo', ['build', '--bin', 'tokengate'], { cwd: repoRoot, stdio: 'inherit' });
-  if (built.status !== 0) throw new Error(`cargo build failed (${built.status})`);
-  return join(repoRoot, 'target', 'debug', 'tokengate');
+// Where cargo puts what it builds: CARGO_TARGET_DIR (a relative one is taken
+// from the repo, where cargo runs), else <repo>/target.
+export const targetDir = process.env.CARGO_TARGET_DIR
+  ? resolve(repoRoot, process.env.CARGO_TARGET_DIR)
+  : join(repoRoot, 'target');
+
+const APPS = {
+  tokengate: { env: 'TOKENGATE_BIN', cargo: ['--bin', 'tokengate'], path: ['debug', 'tokengate'] },
+  bookstore: { env: 'BOOKSTORE_BIN', cargo: ['--example', 'bookstore'], path: ['debug', 'examples', 'bookstore'] },
+};
+
+/** The binary of `app` ('tokengate' or 'bookstore'): the env override, or a fresh debug build. */
+export function binary(app = 'tokengate') {
+  const spec = APPS[app];
+  if (!spec) throw new Error(`unknown app ${app}: one of ${Object.keys(APPS).join(', ')}`);
+  if (process.env[spec.env]) return process.env[spec.env];
+  const built = spawnSync('cargo', ['build', ...spec.cargo], { cwd: repoRoot, stdio: 'inherit' });
+  if (built.status !== 0) throw new Error(`cargo build ${spec.cargo.join(' ')} failed (${built.status})`);
+  return join(targetDir, ...spec.path);
 }
 
-/** Starts the server; resolves to { url, stop() } once it listens. */
-export async function startServer() {
-  const bin = binary();
+/** Starts the server (app: 'tokengate', the default, or 'bookstore'); resolves to { url, cli(), stop() } once it listens. */
+export async function startServer({ app = 'tokengate' } = {}) {
+  const bin = binary(app);
   const dir = mkdtempSync(join(tmpdir(), 'tokengate-browser-'));
+  const databaseUrl = `sqlite://${join(dir, 'tokengate.db')}?mode=rwc`;
+  const env = {
+    ...process.env,
+    TOKENGATE_ADMIN_EMAIL: ADMIN_EMAIL,
+    TOKENGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    TOKENGATE_LOG: process.env.TOKENGATE_LOG || 'warn',
+  };
   const child = spawn(
     bin,
-    [
-      '--listen', '127.0.0.1:0',
-      '--database-url', `sqlite://${join(dir, 'tokengate.db')}?mode=rwc`,
-      '--last-used-flush-interval', '1s',
-    ],
-    {
-      cwd: dir,
-      env: {
-        ...process.env,
-        TOKENGATE_ADMIN_EMAIL: ADMIN_EMAIL,
-        TOKENGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        TOKENGATE_LOG: process.env.TOKENGATE_LOG || 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    ['--listen', '127.0.0.1:0', '--database-url', databaseUrl, '--last-used-flush-interval', '1s'],
+    { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   // Never leave the server behind, even when the suite crashes.
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const url = await new Promise((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error('tokengate did not start within 60 s')), 60_000);
-    child.once('exit', (code) => reject(new Error(`tokengate exited early with ${code}`)));
+    const timer = setTimeout(() => reject(new Error(`${app} did not start within 60 s`)), 60_000);
+    child.once('exit', (code) => reject(new Error(`${app} exited early with ${code}`)));
     createInterface({ input: child.stdout }).once('line', (line) => {
       clearTimeout(timer);
       const m = /^listening on (http:\/\/\S+)$/.exec(line);
@@ -57,6 +68,10 @@ export async function startServer() {
   });
   return {
     url,
+    /** Runs a subcommand of the same binary on the server's database (`user add …`): spawnSync's result. */
+    cli(args, { input } = {}) {
+      return spawnSync(bin, ['--database-url', databaseUrl, ...args], { cwd: dir, env, input, encoding: 'utf8' });
+    },
     async stop() {
       process.off('exit', killOnExit);
       if (child.exitCode === null) {
