@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
             "/api",
             get(web::playground::api_get).post(graphql::http::post),
         )
+        .route("/api/schema.graphql", get(graphql::http::sdl))
         .route("/login", get(web::login_page))
         .route("/auth/login", post(web::login))
         .route("/auth/logout", post(web::logout))

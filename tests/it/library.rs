@@ -24,6 +24,7 @@ both_backends!(
     required_scopes_is_the_least_set_a_document_needs,
     scopes_declared_in_the_toml_file_are_scopes,
     application_subscriptions_are_guarded_by_their_scope,
+    the_running_server_serves_its_sdl_with_the_directives,
 );
 
 single!(
@@ -505,6 +506,38 @@ description = "Export reports"
         .unwrap();
     assert!(html.contains("Read the monthly reports"));
     assert!(!html.contains("reports:export"));
+    app.finish().await;
+}
+
+/// The SDL a running server serves, policy included, to authenticated callers.
+async fn the_running_server_serves_its_sdl_with_the_directives(b: Backend) {
+    let app = start(b).await;
+    let resp = app
+        .client
+        .get(app.url("/api/schema.graphql"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let member = app.member("mo@example.com").await;
+    let (plain, _) = app
+        .issue(Auth::Cookie(&member), "plain", Some(&["me:read"]), 3600)
+        .await;
+    let resp = app
+        .client
+        .get(app.url("/api/schema.graphql"))
+        .bearer_auth(&plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let sdl = resp.text().await.unwrap();
+    assert_eq!(sdl, app.state.schema.sdl());
+    assert!(sdl.contains(r#"books: [Book!]! @requiresScopes(scopes: [["books:read"]])"#));
     app.finish().await;
 }
 
