@@ -26,10 +26,10 @@ use crate::telemetry;
 /// use tokengate::{requires_scope, Role, ScopeDef, TokenGate};
 ///
 /// #[derive(Default)]
-/// struct Query;
+/// struct HelloQuery;
 ///
 /// #[Object]
-/// impl Query {
+/// impl HelloQuery {
 ///     /// Needs `hello:read`; FORBIDDEN with `requiredScope` otherwise.
 ///     #[graphql(directive = requires_scope::apply("hello:read"))]
 ///     async fn hello(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
@@ -39,7 +39,7 @@ use crate::telemetry;
 ///
 /// fn main() -> std::process::ExitCode {
 ///     TokenGate::new()
-///         .query(Query)
+///         .query(HelloQuery)
 ///         .scope(ScopeDef::new("hello:read", "Be greeted").held_by([Role::Member]))
 ///         .main()
 /// }

@@ -129,22 +129,43 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    for (name, root) in [(Q::type_name(), "Query"), (M::type_name(), "Mutation")] {
+        if name == root {
+            return Err(format!(
+                "the application's {root} object is named `{root}`, the name of the merged \
+                 root it goes into: name it something else, such as `BooksQuery`, or give it \
+                 #[graphql(name = \"BooksQuery\")]"
+            ));
+        }
+    }
     refuse_collisions::<TokengateQuery, Q>("Query")?;
     refuse_collisions::<TokengateMutation, M>("Mutation")?;
     let shared = policy::SharedPolicy::default();
-    let schema = Schema::build(
-        QueryRoot(TokengateQuery::default(), query),
-        MutationRoot(TokengateMutation::default(), mutation),
-        subscription,
-    )
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
-    .limit_recursive_depth(32)
-    .limit_directives(10)
-    .extension(limits::AliasLimit(MAX_ALIASES))
-    .extension(policy::ScopeGuard(shared.clone()))
-    .data(shared.clone())
-    .finish();
+    // async-graphql panics when two Rust types take one GraphQL name (an
+    // application's `User` beside tokengate's): report it as an error.
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Schema::build(
+            QueryRoot(TokengateQuery::default(), query),
+            MutationRoot(TokengateMutation::default(), mutation),
+            subscription,
+        )
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(32)
+        .limit_directives(10)
+        .extension(limits::AliasLimit(MAX_ALIASES))
+        .extension(policy::ScopeGuard(shared.clone()))
+        .data(shared.clone())
+        .finish()
+    }));
+    let schema = built.map_err(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a type conflict");
+        format!("the application's GraphQL types conflict with tokengate's: {detail}")
+    })?;
     let policy = ScopePolicy::from_sdl(&schema.sdl(), scopes)?;
     if shared.set(policy).is_err() {
         unreachable!("the policy is set once, here");

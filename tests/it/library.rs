@@ -31,6 +31,7 @@ single!(
     bookstore_schema_shows_each_fields_scope,
     fields_requiring_undeclared_scopes_are_refused_at_build,
     root_fields_colliding_with_tokengates_are_refused,
+    name_clashes_are_errors_that_say_what_to_rename,
     bad_scope_declarations_are_refused_with_their_name,
 );
 
@@ -611,6 +612,59 @@ fn root_fields_colliding_with_tokengates_are_refused() {
         .mutation(Collides)
         .prepare(tokengate::Config::default());
     assert!(err.is_ok(), "Mutation has no `me`");
+}
+
+/// What a newcomer writes first: an object called `Query`.
+mod newcomer {
+    use async_graphql::{Object, SimpleObject};
+
+    pub struct Query;
+
+    #[Object]
+    impl Query {
+        async fn hello(&self) -> &str {
+            "hello"
+        }
+    }
+
+    /// Shares its GraphQL name with tokengate's `User`.
+    #[derive(SimpleObject)]
+    pub struct User {
+        pub nickname: String,
+    }
+
+    pub struct People;
+
+    #[Object]
+    impl People {
+        async fn someone(&self) -> User {
+            User {
+                nickname: "x".into(),
+            }
+        }
+    }
+}
+
+fn name_clashes_are_errors_that_say_what_to_rename() {
+    let err = tokengate::TokenGate::new()
+        .query(newcomer::Query)
+        .prepare(tokengate::Config::default())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("object is named `Query`")
+            && err.to_string().contains("#[graphql(name"),
+        "{err}"
+    );
+    let err = tokengate::TokenGate::new()
+        .query(newcomer::People)
+        .prepare(tokengate::Config::default())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("conflict with tokengate's") && err.to_string().contains("`User`"),
+        "{err}"
+    );
 }
 
 fn bad_scope_declarations_are_refused_with_their_name() {
