@@ -233,6 +233,34 @@ fn insert_null(
     }
 }
 
+/// `GET /api/schema.graphql`: the SDL with `@requiresScopes` on every guarded
+/// field, for any authenticated caller (like introspection). Standard
+/// introspection has no place for applied directives, so this is where tools
+/// read the access policy from a running server.
+pub async fn sdl(
+    State(core): State<Arc<Core>>,
+    State(schema): State<AppSchema>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = guard::authenticate(&core, &headers).await {
+        return e.into_response();
+    }
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            ),
+        ],
+        schema.sdl(),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use async_graphql::{PathSegment, Response, ServerError, Value};
@@ -264,32 +292,4 @@ mod tests {
         // Success.
         assert!(!is_request_error(&Response::new(Value::Null)));
     }
-}
-
-/// `GET /api/schema.graphql`: the SDL with `@requiresScopes` on every guarded
-/// field, for any authenticated caller (like introspection). Standard
-/// introspection has no place for applied directives, so this is where tools
-/// read the access policy from a running server.
-pub async fn sdl(
-    State(core): State<Arc<Core>>,
-    State(schema): State<AppSchema>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) = guard::authenticate(&core, &headers).await {
-        return e.into_response();
-    }
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
-            (
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            ),
-        ],
-        schema.sdl(),
-    )
-        .into_response()
 }
