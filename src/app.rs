@@ -147,6 +147,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
     let body = app.metrics.render(
         app.last_used.writes(),
         (app.credentials.hits(), app.credentials.misses()),
+        app.live.open(),
     );
     (
         [(

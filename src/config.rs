@@ -66,6 +66,9 @@ pub struct ConfigArgs {
     /// How often signing keys and issuers are re-read from the database.
     #[arg(long, env = "TOKENGATE_KEY_RELOAD_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
     pub key_reload_interval: Option<Duration>,
+    /// How often a WebSocket connection is pinged; one silent for two intervals is closed.
+    #[arg(long, env = "TOKENGATE_WS_KEEPALIVE_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
+    pub ws_keepalive_interval: Option<Duration>,
 }
 
 /// The TOML file's shape: the same names as the flags, with underscores.
@@ -83,6 +86,7 @@ struct FileConfig {
     last_used_flush_interval: Option<String>,
     revocation_poll_interval: Option<String>,
     key_reload_interval: Option<String>,
+    ws_keepalive_interval: Option<String>,
     #[serde(default)]
     scopes: Vec<FileScope>,
 }
@@ -139,6 +143,8 @@ pub struct Config {
     pub revocation_poll_interval: Duration,
     /// How often signing keys and issuers are re-read (another process may rotate).
     pub key_reload_interval: Duration,
+    /// How often WebSocket connections are pinged (`--ws-keepalive-interval`).
+    pub ws_keepalive_interval: Duration,
     /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
@@ -164,6 +170,7 @@ impl Default for Config {
             last_used_flush_interval: Duration::from_secs(15),
             revocation_poll_interval: Duration::from_millis(500),
             key_reload_interval: Duration::from_secs(60),
+            ws_keepalive_interval: Duration::from_secs(15),
             admin_email: None,
             admin_password: None,
             scopes: Vec::new(),
@@ -221,6 +228,10 @@ impl Config {
                 .key_reload_interval
                 .or(file_duration(&file.key_reload_interval)?)
                 .unwrap_or(d.key_reload_interval),
+            ws_keepalive_interval: args
+                .ws_keepalive_interval
+                .or(file_duration(&file.ws_keepalive_interval)?)
+                .unwrap_or(d.ws_keepalive_interval),
             admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -277,6 +288,12 @@ impl Config {
                 self.key_reload_interval,
                 Duration::from_millis(10),
                 Duration::from_secs(DAY),
+            ),
+            (
+                "--ws-keepalive-interval",
+                self.ws_keepalive_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(3600),
             ),
         ];
         for (flag, value, min, max) in bounds {

@@ -38,7 +38,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Extracts the token from `Authorization: Bearer <token>` (RFC 6750 §2.1).
-fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, AppError>> {
+pub fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, AppError>> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
     let malformed = || {

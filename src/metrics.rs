@@ -1,7 +1,7 @@
 //! A handful of Prometheus counters, rendered by `GET /metrics`. No label ever
 //! carries a credential.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::error::AuthReason;
 
@@ -23,9 +23,32 @@ pub struct Metrics {
     pub sign_in_failures: AtomicU64,
     pub tokens_issued: AtomicU64,
     pub tokens_revoked: AtomicU64,
+    /// GraphQL operations running on WebSocket connections.
+    pub ws_operations: AtomicI64,
+    ws_closes: [AtomicU64; WS_CLOSES.len()],
 }
 
+/// Why the server closed a WebSocket connection (the `reason` label).
+pub const WS_CLOSES: [&str; 9] = [
+    "unauthenticated",
+    "credential_ended",
+    "init_timeout",
+    "invalid_message",
+    "message_too_big",
+    "too_many_operations",
+    "too_many_connections",
+    "keepalive_timeout",
+    "client",
+];
+
 impl Metrics {
+    /// Counts a WebSocket close by one of [`WS_CLOSES`].
+    pub fn ws_closed(&self, reason: &str) {
+        if let Some(i) = WS_CLOSES.iter().position(|r| *r == reason) {
+            self.ws_closes[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn auth_failure(&self, reason: AuthReason) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
             self.auth_failures[i].fetch_add(1, Ordering::Relaxed);
@@ -34,7 +57,8 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     /// `cache` is (hits, misses) of the verified-credential cache.
-    pub fn render(&self, last_used_writes: u64, cache: (u64, u64)) -> String {
+    /// `ws_open` is the number of open WebSocket connections.
+    pub fn render(&self, last_used_writes: u64, cache: (u64, u64), ws_open: usize) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
@@ -88,6 +112,31 @@ impl Metrics {
                 ("{result=\"hit\"}".into(), cache.0),
                 ("{result=\"miss\"}".into(), cache.1),
             ],
+        );
+        let closes: Vec<_> = WS_CLOSES
+            .iter()
+            .zip(&self.ws_closes)
+            .map(|(r, a)| (format!("{{reason=\"{r}\"}}"), get(a)))
+            .collect();
+        counter(
+            "tokengate_ws_closes_total",
+            "WebSocket connections ended, by reason.",
+            &closes,
+        );
+        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+        };
+        gauge(
+            &mut out,
+            "tokengate_ws_connections",
+            "Open WebSocket connections.",
+            ws_open as i64,
+        );
+        gauge(
+            &mut out,
+            "tokengate_ws_operations",
+            "Operations running on WebSocket connections.",
+            self.ws_operations.load(Ordering::Relaxed),
         );
         out
     }

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod keys;
 pub mod last_used;
+pub mod live;
 pub mod revocations;
 pub mod throttle;
 
@@ -46,6 +47,8 @@ pub struct Core {
     pub metrics: Metrics,
     /// The deployment's scopes: tokengate's and the application's.
     pub scopes: Scopes,
+    /// Open WebSocket connections, ended when their credential is.
+    pub live: live::LiveConnections,
 }
 
 impl Core {
@@ -70,6 +73,7 @@ impl Core {
             revocation_listener: Default::default(),
             metrics: Metrics::default(),
             scopes,
+            live: Default::default(),
             config,
         })
     }
@@ -89,15 +93,18 @@ impl Core {
     pub fn on_token_revoked(&self, digest: &[u8]) {
         self.metrics.tokens_revoked.fetch_add(1, Ordering::Relaxed);
         self.credentials.evict(Kind::Token, digest);
+        self.live.token_revoked(digest);
     }
 
     /// Called after a user (or service account) is disabled.
     pub fn on_user_disabled(&self, user_id: &str) {
         self.credentials.evict_user(user_id);
+        self.live.user_disabled(user_id);
     }
 
     /// Called after a sign-out commits.
     pub fn on_session_ended(&self, digest: &[u8]) {
         self.credentials.evict(Kind::Session, digest);
+        self.live.session_ended(digest);
     }
 }

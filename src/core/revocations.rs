@@ -49,6 +49,7 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
         .await?;
     for d in &digests {
         core.credentials.evict(Kind::Token, d);
+        core.live.token_revoked(d);
     }
     let users: Vec<String> = user::Entity::find()
         .select_only()
@@ -59,6 +60,7 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
         .await?;
     for u in &users {
         core.credentials.evict_user(u);
+        core.live.user_disabled(u);
     }
     let sessions: Vec<Vec<u8>> = session_end::Entity::find()
         .select_only()
@@ -69,6 +71,7 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
         .await?;
     for d in &sessions {
         core.credentials.evict(Kind::Session, d);
+        core.live.session_ended(d);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! `tokengate schema` runs anywhere.
 
 pub mod http;
+pub mod ws;
 mod limits;
 mod policy;
 mod service_accounts;
@@ -66,6 +67,10 @@ trait Executable: Send + Sync {
         request: async_graphql::Request,
     ) -> Pin<Box<dyn Future<Output = async_graphql::Response> + Send + '_>>;
     fn sdl(&self) -> String;
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+    ) -> async_graphql::futures_util::stream::BoxStream<'static, async_graphql::Response>;
 }
 
 impl<Q, M, S> Executable for Schema<Q, M, S>
@@ -83,6 +88,12 @@ where
     fn sdl(&self) -> String {
         Schema::sdl(self)
     }
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+    ) -> async_graphql::futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        Schema::execute_stream(self, request)
+    }
 }
 
 /// The served schema: tokengate's roots merged with an application's, the
@@ -97,6 +108,14 @@ impl AppSchema {
     /// Runs one GraphQL request (its data must hold the principal and core).
     pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
         self.inner.execute(request).await
+    }
+
+    /// Runs a subscription (or any operation) as a stream of responses.
+    pub fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+    ) -> async_graphql::futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        self.inner.execute_stream(request)
     }
 
     /// The SDL, with `@requiresScopes` on every guarded field.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::core::Core;
 use crate::graphql;
 use crate::graphql::AppSchema;
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 
 /// The playground's policy. Scripts, connections and everything else stay
 /// `'self'`; two relaxations, for this page only:
@@ -49,9 +50,13 @@ pub async fn api_get(
     State(core): State<Arc<Core>>,
     State(schema): State<AppSchema>,
     connect: ConnectInfo<SocketAddr>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    if let Ok(ws) = ws {
+        return graphql::ws::upgrade(core, schema, ws, &headers, connect.0.ip().to_string()).await;
+    }
     if wants_html(&headers) && !has_query_param(raw.as_deref()) {
         return playground(&core, &headers).await;
     }
