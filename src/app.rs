@@ -22,9 +22,11 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// What the HTTP server adds above the [`Core`]: the GraphQL schema (built once)
 /// and the cookie policy, which depends on the address it listens on.
 pub struct App {
+    /// Everything below HTTP; `App` derefs to it.
     pub core: Arc<Core>,
     /// Whether cookies are marked `Secure` (`--secure-cookies`, else not on loopback).
     pub secure_cookies: bool,
+    /// The executable GraphQL schema: tokengate's roots and the application's.
     pub schema: AppSchema,
 }
 

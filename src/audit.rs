@@ -7,10 +7,15 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, NotSet, Set};
 /// One event to record.
 #[derive(Debug, Default)]
 pub struct Event<'a> {
+    /// The user who acted; `None` when unknown (a failed sign-in, the CLI).
     pub actor_id: Option<&'a str>,
+    /// What happened, in snake case: `sign_in`, `token_issued`, `token_revoked`…
     pub action: &'a str,
+    /// What the action was about: a user id, a token id.
     pub subject: Option<&'a str>,
+    /// The client address; `None` outside a request.
     pub ip: Option<&'a str>,
+    /// Further detail, stored as JSON text. Never secrets or digests.
     pub detail: Option<serde_json::Value>,
 }
 

@@ -78,7 +78,9 @@ where
     S: SubscriptionType + 'static,
 {
     /// The application's query fields, merged into `Query` beside tokengate's
-    /// (a field name both define is refused when the schema is built).
+    /// (a field name both define is refused when the schema is built). No
+    /// GraphQL type of the application may be named `Query` or `Mutation`, the
+    /// names of tokengate's roots: async-graphql panics on the clash.
     pub fn query<Q2: ObjectType + 'static>(self, query: Q2) -> TokenGate<Q2, M, S> {
         TokenGate {
             query,
@@ -89,7 +91,8 @@ where
         }
     }
 
-    /// The application's mutation fields, merged into `Mutation`.
+    /// The application's mutation fields, merged into `Mutation` (type names as
+    /// for [`query`](Self::query)).
     pub fn mutation<M2: ObjectType + 'static>(self, mutation: M2) -> TokenGate<Q, M2, S> {
         TokenGate {
             query: self.query,
@@ -132,7 +135,33 @@ where
 
     /// Adds the application's scopes and migrations to `config` and builds the
     /// schema; fails on a bad scope declaration or a field requiring an
-    /// undeclared scope.
+    /// undeclared scope. It does no I/O.
+    ///
+    /// ```
+    /// use async_graphql::Object;
+    /// use tokengate::{requires_scope, Config, ScopeDef, TokenGate};
+    ///
+    /// struct BookQuery;
+    ///
+    /// #[Object]
+    /// impl BookQuery {
+    ///     #[graphql(directive = requires_scope::apply("books:read"))]
+    ///     async fn books(&self) -> Vec<String> {
+    ///         Vec::new()
+    ///     }
+    /// }
+    ///
+    /// // A field may only require a declared scope.
+    /// assert!(TokenGate::new().query(BookQuery).prepare(Config::default()).is_err());
+    ///
+    /// let (config, schema) = TokenGate::new()
+    ///     .query(BookQuery)
+    ///     .scope(ScopeDef::new("books:read", "Read the catalogue"))
+    ///     .prepare(Config::default())?;
+    /// assert_eq!(config.scopes[0].name, "books:read");
+    /// assert!(schema.sdl().contains("books: [String!]!"));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn prepare(self, mut config: Config) -> anyhow::Result<(Config, AppSchema)> {
         let mut scopes = self.scopes;
         scopes.append(&mut config.scopes);

@@ -15,6 +15,7 @@ use crate::core::Core;
 use crate::graphql::AppSchema;
 use crate::{db, tokens, users};
 
+/// The parsed command line: settings and an optional subcommand.
 #[derive(Parser, Debug)]
 #[command(
     name = "tokengate",
@@ -22,12 +23,15 @@ use crate::{db, tokens, users};
     about = "A GraphQL API server with token management built in"
 )]
 pub struct Cli {
+    /// The settings every command accepts.
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// What to do; `None` serves.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// tokengate's commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default).
@@ -47,10 +51,12 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
+/// `tokengate user …`.
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Create a user; the password is read from a prompt, or from stdin when piped.
     Add {
+        /// The new user's email, which they sign in with.
         #[arg(long)]
         email: String,
         /// Make the user an administrator.
@@ -59,12 +65,15 @@ pub enum UserCommand {
     },
 }
 
+/// `tokengate token …`.
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Issue a token for a user and print it once.
     Issue {
+        /// Email of the user who will own the token.
         #[arg(long)]
         email: String,
+        /// The token's name; issuing under a name in use revokes the active token.
         #[arg(long, default_value = "default")]
         name: String,
         /// Lifetime, such as 30d or 12h (`never` where non-expiring tokens are allowed).
@@ -76,6 +85,7 @@ pub enum TokenCommand {
     },
     /// List a user's tokens (never the tokens themselves).
     List {
+        /// Email of the user whose tokens to list.
         #[arg(long)]
         email: String,
         /// Include revoked and expired tokens.
@@ -83,9 +93,13 @@ pub enum TokenCommand {
         all: bool,
     },
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
+    },
 }
 
+/// `tokengate keys …`.
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Make a new signing key active; old keys keep verifying their tokens.

@@ -13,10 +13,16 @@ use crate::auth::Role;
 use crate::db::Migrations;
 
 /// How log lines are written.
+// The variants' doc comments are for rustdoc only: as per-value help, clap
+// would switch every `--help` to its long layout (`help = None` keeps it short).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines, coloured at a terminal.
+    #[value(help = None::<&str>)]
     Text,
+    /// One JSON object per line.
+    #[value(help = None::<&str>)]
     Json,
 }
 
@@ -37,7 +43,7 @@ pub struct ConfigArgs {
     /// sea-orm database URL (sqlite:// or postgres://).
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
-    /// `iss` of issued tokens; defaults to http://<listen address>.
+    /// `iss` of issued tokens; defaults to `http://<listen address>`.
     #[arg(long, env = "TOKENGATE_ISSUER", global = true)]
     pub issuer: Option<String>,
     /// Absolute lifetime of a browser session.
@@ -127,17 +133,25 @@ impl FileScope {
 /// Resolved settings.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Address to listen on (default `127.0.0.1:8080`); port 0 picks a free port.
     pub listen: SocketAddr,
+    /// sea-orm database URL, `sqlite://…` or `postgres://…` (default
+    /// `sqlite://tokengate.db?mode=rwc`).
     pub database_url: String,
     /// A configured issuer; `None` keeps the deployment's (chosen at its first
     /// start as `http://<listen address>` and stored in the database).
     pub issuer: Option<String>,
+    /// Absolute lifetime of a browser session, never extended (default 40 minutes).
     pub session_lifetime: Duration,
+    /// Longest lifetime a token may be issued with (default 180 days).
     pub max_token_lifetime: Duration,
+    /// Whether tokens may be issued without an expiry (default `false`).
     pub allow_non_expiring_tokens: bool,
     /// `None`: decided from the listen address.
     pub secure_cookies: Option<bool>,
+    /// How log lines are written (default `Text`).
     pub log_format: LogFormat,
+    /// How often batched last-used times are written (default 15 seconds).
     pub last_used_flush_interval: Duration,
     /// How often other processes' revocations are polled for (PostgreSQL also notifies).
     pub revocation_poll_interval: Duration,

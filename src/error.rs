@@ -8,16 +8,27 @@ use serde_json::json;
 /// Why a request could not be authenticated (SPEC §3 `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthReason {
+    /// No session cookie and no `Authorization` header.
     Missing,
+    /// A credential that cannot be read: an `Authorization` header that is not
+    /// `Bearer <token>`, a token that is not an access-token JWT, a cookie of the
+    /// wrong shape.
     Malformed,
+    /// A token not signed with EdDSA, or whose signature does not verify.
     BadSignature,
+    /// A token past its `exp`.
     Expired,
+    /// A revoked token, or the credential of a disabled user.
     Revoked,
+    /// A well-formed credential this deployment does not know: an unknown
+    /// session, token id, signing key or issuer.
     Unknown,
+    /// A session past its lifetime.
     SessionExpired,
 }
 
 impl AuthReason {
+    /// The SPEC §3 `reason` string, such as `bad_signature`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthReason::Missing => "missing",
@@ -38,29 +49,53 @@ pub enum AppError {
     /// which decides the `WWW-Authenticate` parameters (RFC 6750 §3).
     #[error("{description}")]
     Unauthenticated {
+        /// Why, as `extensions.reason`.
         reason: AuthReason,
+        /// The message sent (and the `error_description` for a Bearer token).
         description: &'static str,
+        /// Whether a Bearer token was presented.
         bearer: bool,
     },
+    /// Authenticated, but the credential lacks `scope` (HTTP 403, `FORBIDDEN`,
+    /// `extensions.requiredScope`).
     #[error("this field needs the `{scope}` scope")]
-    Forbidden { scope: &'static str },
+    Forbidden {
+        /// The scope's name.
+        scope: &'static str,
+    },
+    /// Input refused by validation; the message says what to change (HTTP 400,
+    /// `BAD_USER_INPUT`).
     #[error("{0}")]
     BadInput(String),
+    /// The thing asked for does not exist or is not the caller's to see (HTTP
+    /// 404, `NOT_FOUND`).
     #[error("{0}")]
     NotFound(String),
+    /// A sign-in with a wrong email or password, or a disabled account; which
+    /// one is never said (HTTP 401).
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// Too many failed sign-ins or client authentications (HTTP 429 with
+    /// `Retry-After`).
     #[error("too many attempts; try again in {retry_after} seconds")]
-    Throttled { retry_after: u64 },
+    Throttled {
+        /// Seconds until another attempt is counted.
+        retry_after: u64,
+    },
+    /// `POST /api` with a body that is not JSON (HTTP 415, `BAD_USER_INPUT`).
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
+    /// A mutation over `GET` (HTTP 405, `BAD_USER_INPUT`).
     #[error("{0}")]
     MethodNotAllowed(&'static str),
+    /// A failure that is not the caller's: the detail is logged, and clients
+    /// see only "internal error" (HTTP 500, `INTERNAL`).
     #[error("internal error")]
     Internal(String),
 }
 
 impl AppError {
+    /// An [`AppError::Unauthenticated`].
     pub fn unauthenticated(reason: AuthReason, description: &'static str, bearer: bool) -> Self {
         AppError::Unauthenticated {
             reason,
@@ -74,6 +109,7 @@ impl AppError {
         AppError::Internal(detail.to_string())
     }
 
+    /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Unauthenticated { .. } | AppError::InvalidCredentials => {
@@ -174,6 +210,8 @@ impl async_graphql::ErrorExtensions for AppError {
 /// async-graphql converts any `Display` error with `?`, which would drop the
 /// extensions; resolvers call `.gql()` instead.
 pub trait GqlResult<T> {
+    /// The result with any [`AppError`] turned into a GraphQL error carrying its
+    /// extensions.
     fn gql(self) -> async_graphql::Result<T>;
 }
 
@@ -205,4 +243,5 @@ impl IntoResponse for AppError {
     }
 }
 
+/// A result whose error is an [`AppError`].
 pub type AppResult<T> = Result<T, AppError>;

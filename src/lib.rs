@@ -5,6 +5,8 @@
 //! (`src/main.rs`) is `TokenGate::new().main()`, the same face an application
 //! uses.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -15,13 +15,21 @@ const REASONS: [AuthReason; 7] = [
     AuthReason::SessionExpired,
 ];
 
+/// This process's counters, from zero at start, rendered by [`Metrics::render`].
 #[derive(Default)]
 pub struct Metrics {
+    /// GraphQL requests executed (past the guard).
     pub graphql_requests: AtomicU64,
     auth_failures: [AtomicU64; 7],
+    /// Sign-ins that started a session.
     pub sign_ins: AtomicU64,
+    /// Sign-ins refused (wrong credentials, throttled) or failed.
     pub sign_in_failures: AtomicU64,
+    /// Tokens issued by the `updateAccessToken` mutation (OAuth grants and the
+    /// CLI are not counted).
     pub tokens_issued: AtomicU64,
+    /// Tokens revoked in this process, by any path (rotation, and exchanged
+    /// tokens revoked with their parent, included).
     pub tokens_revoked: AtomicU64,
     /// GraphQL operations running on WebSocket connections.
     pub ws_operations: AtomicI64,
@@ -49,6 +57,7 @@ impl Metrics {
         }
     }
 
+    /// Counts one request refused by the guard, by reason.
     pub fn auth_failure(&self, reason: AuthReason) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
             self.auth_failures[i].fetch_add(1, Ordering::Relaxed);

@@ -12,5 +12,7 @@ pub fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime))
 }
 
+/// The media type of an HTML form body.
 pub const FORM: &str = "application/x-www-form-urlencoded";
+/// The media type of a JSON body.
 pub const JSON: &str = "application/json";

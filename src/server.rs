@@ -13,8 +13,12 @@ use crate::users;
 
 /// A running server.
 pub struct Running {
+    /// The bound address (the actual port when the configured one was 0).
     pub addr: SocketAddr,
+    /// The router's state, shared with the running server.
     pub state: AppState,
+    /// The serving task: it ends after shutdown, once in-flight requests have
+    /// finished and last-used times are flushed.
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 

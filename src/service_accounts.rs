@@ -28,9 +28,15 @@ pub const MIN_LIFETIME_SECS: i64 = 60;
 /// What `createServiceAccount` asks for.
 #[derive(Debug)]
 pub struct NewServiceAccount {
+    /// A label for people; trimmed, 1 to [`MAX_NAME_LEN`] characters.
     pub name: String,
+    /// Scope names the client may be granted: each held by the creator and open
+    /// to service accounts (never `users:*`).
     pub scopes: Vec<String>,
+    /// Seconds a client-credentials token lives: at least
+    /// [`MIN_LIFETIME_SECS`], at most the configured maximum token lifetime.
     pub access_token_lifetime: i64,
+    /// Whether issuing a client-credentials token revokes the client's earlier ones.
     pub single_active_token: bool,
 }
 
@@ -115,6 +121,7 @@ pub async fn create(
     Ok((account, secret))
 }
 
+/// Every service account, disabled ones included, oldest first.
 pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<service_account::Model>> {
     Ok(service_account::Entity::find()
         .order_by_asc(service_account::Column::CreatedAt)
@@ -122,6 +129,7 @@ pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<service_account::Mod
         .await?)
 }
 
+/// The service account whose backing user is `id`; `NotFound` if none.
 pub async fn get(db: &DatabaseConnection, id: &str) -> AppResult<service_account::Model> {
     service_account::Entity::find_by_id(id)
         .one(db)

@@ -14,6 +14,7 @@ use crate::auth::secret::Secret;
 use crate::auth::{Credential, Principal};
 use crate::error::{AppError, AuthReason};
 
+/// The session cookie's name.
 pub const COOKIE_NAME: &str = "tokengate_session";
 
 /// Starts a session for `user_id`; returns the cookie value.

@@ -75,6 +75,8 @@ pub async fn create(
     Ok(model)
 }
 
+/// The user (or service account identity) with this email, which must already
+/// be normalised ([`normalize_email`]).
 pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email))
@@ -82,10 +84,13 @@ pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> AppResult<Op
         .await?)
 }
 
+/// The user with this id, if any.
 pub async fn find(db: &DatabaseConnection, id: &str) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
+/// Every person, disabled ones included, oldest first; service accounts' identities
+/// are left out.
 pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Role.ne(Role::Service))

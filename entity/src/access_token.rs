@@ -2,22 +2,35 @@
 
 use sea_orm::entity::prelude::*;
 
+/// A row of `access_tokens`: one issued token, active, expired or revoked.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "access_tokens")]
 pub struct Model {
     /// The JWT's `jti`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
+    /// The owner (`users.id`, a person or a service account): the JWT's `sub`.
     pub user_id: String,
+    /// A label, not unique. A named API token replaces (revokes) the owner's
+    /// active token of the same name. Client-credentials tokens are named
+    /// `client_credentials` (single active token: it rotates the same way) or
+    /// `client_credentials <uuid>`; exchanged tokens `exchanged from <parent's name>`.
     pub name: String,
     /// SHA-256 of the whole compact JWT.
     pub digest: Vec<u8>,
     /// Space-separated scopes.
     pub scopes: String,
+    /// When it was issued (the JWT's `iat`).
     pub created_at: DateTimeUtc,
+    /// The JWT's `exp`; `None` for a non-expiring token.
     pub expires_at: Option<DateTimeUtc>,
+    /// When a request last presented it, written in batches (so it may lag);
+    /// `None` if never used.
     pub last_used_at: Option<DateTimeUtc>,
+    /// When it was revoked; `None` while it is not. Set once, never cleared.
     pub revoked_at: Option<DateTimeUtc>,
+    /// The user whose action revoked it (tokens exchanged from it carry the
+    /// same); `None` when not revoked, or revoked from the CLI.
     pub revoked_by: Option<String>,
     /// The token that created this one, when a token (not a session) did.
     pub parent_id: Option<String>,
@@ -42,6 +55,7 @@ pub enum Grant {
     TokenExchange,
 }
 
+/// The table's relations: each token belongs to a user.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(
@@ -49,6 +63,7 @@ pub enum Relation {
         from = "Column::UserId",
         to = "super::user::Column::Id"
     )]
+    /// The owner, by `user_id`.
     User,
 }
 

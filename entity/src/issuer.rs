@@ -3,6 +3,7 @@
 
 use sea_orm::entity::prelude::*;
 
+/// A row of `issuers`: one `iss` value the deployment has used.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "issuers")]
 pub struct Model {
@@ -13,6 +14,7 @@ pub struct Model {
     pub chosen_at: DateTimeUtc,
 }
 
+/// The table's relations: none.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

@@ -3,6 +3,8 @@
 //! Rows never leave the store layer: GraphQL and HTTP types are separate, so a
 //! digest or key column can never be published by accident.
 
+#![warn(missing_docs)]
+
 pub mod access_token;
 pub mod audit_event;
 pub mod issuer;

@@ -2,17 +2,27 @@
 
 use sea_orm::entity::prelude::*;
 
+/// A row of `users`: a person, or a service account's identity.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
 pub struct Model {
+    /// A UUIDv7; a service account's is also its `service_accounts.user_id`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
+    /// The sign-in name, unique; a person's is stored trimmed and lowercase. A
+    /// service account's is `<client_id>@clients.tokengate.invalid`; service
+    /// accounts never sign in.
     #[sea_orm(unique)]
     pub email: String,
-    /// PHC-formatted argon2id hash.
+    /// PHC-formatted argon2id hash; `!` for a service account, which no
+    /// password matches.
     pub password_hash: String,
+    /// What the user may do by default.
     pub role: Role,
+    /// When the user was created.
     pub created_at: DateTimeUtc,
+    /// When the user was disabled; `None` while enabled. A disabled user's
+    /// sessions and tokens are refused.
     pub disabled_at: Option<DateTimeUtc>,
 }
 
@@ -49,6 +59,7 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// The table's relations: none.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

@@ -13,14 +13,22 @@ pub use entity::user::Role;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credential {
     /// A browser session; the digest identifies its row.
-    Session { digest: [u8; 32] },
+    Session {
+        /// SHA-256 of the cookie value (`sessions.digest`).
+        digest: [u8; 32],
+    },
     /// An access token: its id (`jti`) and expiry (None: never expires).
     Token {
+        /// The token's `jti` (`access_tokens.id`).
         id: String,
+        /// When the token stops verifying; `None` if it never expires.
         expires_at: Option<DateTime<Utc>>,
     },
     /// A service account's client id and secret, at the OAuth endpoints.
-    Client { client_id: String },
+    Client {
+        /// The OAuth `client_id` that authenticated.
+        client_id: String,
+    },
     /// The operator at the command line, acting for the principal's user (the
     /// shell already has the database, so no credential is asked for).
     Operator,
@@ -29,9 +37,14 @@ pub enum Credential {
 /// An authenticated caller, put into each GraphQL request's data by the guard.
 #[derive(Clone, Debug)]
 pub struct Principal {
+    /// The calling user (`users.id`): a person or a service account's identity.
     pub user_id: String,
+    /// The user's role as of authentication.
     pub role: Role,
+    /// What this request may do: the role's scopes for a session; for a token,
+    /// its scopes still allowed by the owner's current role.
     pub scopes: ScopeSet,
+    /// How the caller proved who they are.
     pub credential: Credential,
 }
 
@@ -47,6 +60,7 @@ impl Principal {
         }
     }
 
+    /// Whether the user's role is `Admin`.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -105,7 +105,9 @@ const MAX_DESCRIPTION_LEN: usize = 200;
 /// A scope as the deployment knows it: what it allows, who holds it.
 #[derive(Clone, Debug)]
 pub struct Declared {
+    /// The scope itself: its index in the registry and its name.
     pub scope: Scope,
+    /// What it allows, as shown beside its checkbox in the console.
     pub description: &'static str,
     /// Holders besides administrators.
     pub roles: Vec<Role>,
@@ -324,28 +326,35 @@ fn intern(s: &str) -> &'static str {
 pub struct ScopeSet(u128);
 
 impl ScopeSet {
+    /// No scopes.
     pub const EMPTY: ScopeSet = ScopeSet(0);
 
+    /// Whether `scope` is in the set.
     pub fn contains(self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
     }
 
+    /// Whether every scope in `self` is also in `other` (true for the empty set).
     pub fn is_subset_of(self, other: ScopeSet) -> bool {
         self.0 & !other.0 == 0
     }
 
+    /// Whether the set holds no scope.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// The scopes in either set.
     pub fn union(self, other: ScopeSet) -> ScopeSet {
         ScopeSet(self.0 | other.0)
     }
 
+    /// The scopes in both sets.
     pub fn intersection(self, other: ScopeSet) -> ScopeSet {
         ScopeSet(self.0 & other.0)
     }
 
+    /// Adds `scope` to the set.
     pub fn insert(&mut self, scope: Scope) {
         self.0 |= scope.bit();
     }

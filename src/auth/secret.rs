@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a plaintext received or read elsewhere (a cookie, a header, a prompt).
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
@@ -25,10 +26,13 @@ impl Secret {
         Secret(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// The plaintext. Call it only where the secret must leave the type: sent
+    /// once to its owner, hashed, or checked.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// SHA-256 of the plaintext: what the database stores and looks up by.
     pub fn digest(&self) -> [u8; 32] {
         sha256(self.0.as_bytes())
     }
@@ -40,6 +44,7 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }

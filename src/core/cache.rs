@@ -23,7 +23,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(10 * 60);
 /// What kind of credential a digest belongs to (a session id is never a token).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// An access token (a compact JWT).
     Token,
+    /// A session cookie's value.
     Session,
 }
 
@@ -70,6 +72,8 @@ impl CredentialCache {
         found.map(|e| e.principal)
     }
 
+    /// Remembers a verified credential: `expires_at` is the credential's own
+    /// expiry (`None`: it has none), and the entry lives no longer than [`MAX_AGE`].
     pub fn insert(
         &self,
         kind: Kind,
@@ -105,10 +109,12 @@ impl CredentialCache {
         }
     }
 
+    /// Lookups answered from the cache since start.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
 
+    /// Lookups that had to verify the credential since start.
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
     }

@@ -28,7 +28,9 @@ pub const ALGORITHM: &str = "EdDSA";
 /// A key that verifies.
 #[derive(Clone)]
 pub struct VerifyingKey {
+    /// The key as `jsonwebtoken` verifies with it.
     pub decoding: DecodingKey,
+    /// The raw Ed25519 public key (32 bytes), as published in the JWK Set.
     pub public: Vec<u8>,
 }
 
@@ -252,6 +254,8 @@ impl KeyRing {
         (l.active_kid.clone(), l.encoding.clone())
     }
 
+    /// The key that verifies tokens naming `kid`; `None` when this process has
+    /// not loaded it (the caller may reload and ask again).
     pub fn verifier(&self, kid: &str) -> Option<VerifyingKey> {
         self.loaded
             .read()

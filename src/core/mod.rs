@@ -28,7 +28,9 @@ use throttle::SignInThrottle;
 /// issuers, the verified-credential cache, the throttles, the last-used batch
 /// and the metrics.
 pub struct Core {
+    /// The connection pool, migrations applied.
     pub db: DatabaseConnection,
+    /// The resolved settings this core was opened with.
     pub config: Config,
     /// The address this process was opened for (the bound one when serving).
     pub listen: SocketAddr,
@@ -44,6 +46,7 @@ pub struct Core {
     pub credentials: CredentialCache,
     /// Whether the revocation listener is subscribed (PostgreSQL).
     pub revocation_listener: crate::core::revocations::Listening,
+    /// Counters served at `/metrics`.
     pub metrics: Metrics,
     /// The deployment's scopes: tokengate's and the application's.
     pub scopes: Scopes,

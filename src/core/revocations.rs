@@ -2,12 +2,14 @@
 //! (`core::cache`); a revocation, sign-out or disable made by another process (or
 //! the CLI, or by hand in SQL) must reach that cache within a second.
 //!
-//! Each process polls three indexed columns every [`POLL_INTERVAL`]: tokens
-//! revoked, users disabled and sessions ended since its last poll (minus
-//! [`OVERLAP`] for clock skew between writers; evicting twice is harmless). On
-//! PostgreSQL, writers also `NOTIFY tokengate_revocations` in the same
-//! transaction, and a listener wakes the poll at once; the timer remains as the
-//! catch-up for a missed notification or a dropped listener connection.
+//! Each process polls three indexed columns every
+//! [`revocation_poll_interval`](crate::config::Config::revocation_poll_interval)
+//! (500 ms by default): tokens revoked, users disabled and sessions ended since
+//! its last poll (minus [`OVERLAP`] for clock skew between writers; evicting
+//! twice is harmless). On PostgreSQL, writers also
+//! `NOTIFY tokengate_revocations` in the same transaction, and a listener wakes
+//! the poll at once; the timer remains as the catch-up for a missed
+//! notification or a dropped listener connection.
 
 use std::sync::Arc;
 use std::time::Duration;

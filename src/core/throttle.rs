@@ -176,7 +176,9 @@ impl Throttle {
 /// The sign-in throttles: per account and per client address.
 #[derive(Debug)]
 pub struct SignInThrottle {
+    /// Failures keyed by account (the trimmed, lowercased email, or the client id).
     pub per_account: Throttle,
+    /// Failures keyed by client address.
     pub per_address: Throttle,
 }
 

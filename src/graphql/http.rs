@@ -38,7 +38,7 @@ fn bad_request(message: String) -> Response {
 /// Runs an authenticated request and writes the response (GraphQL over HTTP).
 /// With `application/json`: always 200 and the whole GraphQL response. With
 /// `application/graphql-response+json`: a request that failed before execution
-/// (see [`is_request_error`]) answers 400 with `errors` and no `data` entry; one
+/// (see `is_request_error`) answers 400 with `errors` and no `data` entry; one
 /// whose execution started answers 200 and keeps `data`, even when it is `null`
 /// because a non-null field failed. The principal must already be in the
 /// request's data.

@@ -262,6 +262,7 @@ impl ScopeQuery {
 /// What a resolver knows about the HTTP request.
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
+    /// The client address (the TCP peer), for audit events.
     pub ip: String,
 }
 

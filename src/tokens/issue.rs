@@ -17,6 +17,8 @@ use crate::error::{AppError, AppResult};
 /// What a caller asks for when issuing a token.
 #[derive(Debug, Default)]
 pub struct IssueRequest {
+    /// The token's name, trimmed and checked by
+    /// [`validate_name`](super::policy::validate_name).
     pub name: String,
     /// Unix seconds; `None` asks for a non-expiring token.
     pub expiration_time: Option<i64>,
@@ -27,7 +29,9 @@ pub struct IssueRequest {
 /// A freshly issued token: the only value that ever holds its plaintext.
 #[derive(Debug)]
 pub struct Issued {
+    /// The compact JWT: give it to its owner once; only its digest is stored.
     pub token: Secret,
+    /// The stored row.
     pub record: access_token::Model,
 }
 
@@ -50,6 +54,7 @@ pub async fn issue(
 /// Whose a named API token is, and what it may be given.
 #[derive(Clone, Copy, Debug)]
 pub struct Owner<'a> {
+    /// The owning user's id (a person or a service account's identity).
     pub id: &'a str,
     /// The scopes the new token may carry (a subset is asked for, or all).
     pub held: ScopeSet,
@@ -96,16 +101,26 @@ pub async fn issue_for(
 pub struct Mint<'a> {
     /// `iat`, and the moment `expires_at` was worked out from.
     pub issued_at: DateTime<Utc>,
+    /// The owning user's id: the token's `sub`.
     pub owner_id: &'a str,
+    /// The token's name, already validated.
     pub name: &'a str,
+    /// The scopes it carries, already within what the owner holds.
     pub scopes: ScopeSet,
+    /// `exp`; `None` for a non-expiring token.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The id of the token that created it, when one did (exchanged tokens die
+    /// with it).
     pub parent_id: Option<&'a str>,
+    /// The `client_id` claim, for a service account's token.
     pub client_id: Option<&'a str>,
+    /// How it is being issued.
     pub grant: Grant,
     /// Revoke the owner's active tokens of the same name (rotation).
     pub replace_same_name: bool,
+    /// Who is issuing it, for the audit event and `revoked_by` of replaced tokens.
     pub actor_id: Option<&'a str>,
+    /// The client address, for the audit event.
     pub ip: Option<&'a str>,
 }
 

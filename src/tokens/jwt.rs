@@ -14,6 +14,8 @@ use crate::auth::secret::Secret;
 use crate::core::Core;
 use crate::error::{AppError, AppResult, AuthReason};
 
+/// The JOSE header `typ` of an access token (RFC 9068 §2.1); tokens without
+/// it are refused.
 pub const TYP: &str = "at+jwt";
 
 /// Clock skew tolerated on `exp`.
@@ -27,20 +29,30 @@ struct JoseHeader {
     kid: Option<String>,
 }
 
+/// An access token's claims (RFC 9068 §2.2).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
+    /// The deployment's issuer when the token was signed.
     pub iss: String,
+    /// The owning user's id.
     pub sub: String,
+    /// The token's id (`access_tokens.id`).
     pub jti: String,
+    /// Issued at, in Unix seconds.
     pub iat: i64,
+    /// Expiry in Unix seconds; absent from a non-expiring token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
+    /// Space-separated scope names.
     pub scope: String,
+    /// The service account's client id, for a service account's token; absent
+    /// otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
 impl Claims {
+    /// The claims of a new token; times are truncated to whole seconds.
     pub fn new(
         iss: &str,
         sub: &str,

@@ -21,11 +21,15 @@ pub use verify::{authenticate, check};
 /// Whether a token can still be used, derived from its row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// Neither revoked nor past its expiry: it verifies.
     Active,
+    /// Past its `expires_at`, and not revoked.
     Expired,
+    /// Revoked (whether or not it has also expired).
     Revoked,
 }
 
+/// The token's [`Status`] at `now`; revocation wins over expiry.
 pub fn status(t: &access_token::Model, now: DateTime<Utc>) -> Status {
     if t.revoked_at.is_some() {
         Status::Revoked

@@ -15,8 +15,11 @@ pub const MAX_NAME_LEN: usize = 100;
 /// What is wrong with a name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NameProblem {
+    /// Nothing but whitespace.
     Empty,
+    /// More than [`MAX_NAME_LEN`] characters after trimming.
     TooLong,
+    /// Contains a control character, such as a newline.
     ControlCharacters,
 }
 

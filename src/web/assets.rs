@@ -70,7 +70,7 @@ fn versions() -> &'static [String] {
 }
 
 /// The URL of an embedded asset, with its content hash; `name` must be one of
-/// [`ASSETS`] (a typo panics in the first test that renders the page).
+/// `ASSETS` (a typo panics in the first test that renders the page).
 pub fn url(name: &str) -> String {
     let i = ASSETS
         .iter()

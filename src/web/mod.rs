@@ -15,5 +15,6 @@ pub use sign_in::{login, login_page, logout, safe_next};
 /// not on loopback): the one thing the pages need that the core does not hold.
 #[derive(Clone, Copy, Debug)]
 pub struct CookiePolicy {
+    /// Whether cookies are marked `Secure`.
     pub secure: bool,
 }

@@ -1,7 +1,7 @@
 //! Signing in and out: the sign-in page (`GET /login`), `POST /auth/login`,
 //! `POST /auth/logout`, the `next` redirect (same-site paths only) and the
 //! `Origin` check that keeps other sites from signing a browser in or out; and
-//! [`signed_in`], the one way a page asks who the browser is signed in as.
+//! `signed_in`, the one way a page asks who the browser is signed in as.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
