@@ -133,7 +133,9 @@ impl Metrics {
             &closes,
         );
         let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            ));
         };
         gauge(
             &mut out,

@@ -118,3 +118,76 @@ impl LiveConnections {
         self.end_where(Ended::OwnerDisabled, |h| h.user_id == user_id);
     }
 }
+
+/// What happened to a token, for `accessTokenEvents`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenChange {
+    /// Issued (by any path: the API, the CLI, OAuth).
+    Created,
+    /// Revoked (directly, by rotation under its name, or with its parent).
+    Revoked,
+}
+
+/// One token change, as every process learns of it.
+#[derive(Clone, Debug)]
+pub struct TokenEvent {
+    /// What happened.
+    pub change: TokenChange,
+    /// The token's id.
+    pub token_id: String,
+    /// Its owner.
+    pub user_id: String,
+}
+
+/// Token changes fanned out to subscribers. The process making a change
+/// publishes it at once; the revocation poll (woken by PostgreSQL's NOTIFY)
+/// publishes what other processes did. Each change is published once per
+/// process: the poll's overlap would otherwise repeat it.
+pub struct TokenEvents {
+    tx: tokio::sync::broadcast::Sender<TokenEvent>,
+    seen: Mutex<HashMap<(String, TokenChange), std::time::Instant>>,
+}
+
+impl Default for TokenEvents {
+    fn default() -> Self {
+        TokenEvents {
+            tx: tokio::sync::broadcast::channel(1024).0,
+            seen: Mutex::default(),
+        }
+    }
+}
+
+/// How long a published change is remembered (beyond the poll's overlap).
+const SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl TokenEvents {
+    /// Publishes a change unless it was published recently.
+    pub fn publish(&self, change: TokenChange, token_id: &str, user_id: &str) {
+        let now = std::time::Instant::now();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() > 10_000 {
+                seen.retain(|_, at| now.duration_since(*at) < SEEN_FOR);
+            }
+            let key = (token_id.to_owned(), change);
+            if seen
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < SEEN_FOR)
+            {
+                return;
+            }
+            seen.insert(key, now);
+        }
+        // No subscriber is not an error.
+        let _ = self.tx.send(TokenEvent {
+            change,
+            token_id: token_id.to_owned(),
+            user_id: user_id.to_owned(),
+        });
+    }
+
+    /// A receiver of every change published from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TokenEvent> {
+        self.tx.subscribe()
+    }
+}

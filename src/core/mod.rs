@@ -52,6 +52,8 @@ pub struct Core {
     pub scopes: Scopes,
     /// Open WebSocket connections, ended when their credential is.
     pub live: live::LiveConnections,
+    /// Token changes for `accessTokenEvents`, from this process and others.
+    pub token_events: live::TokenEvents,
 }
 
 impl Core {
@@ -77,6 +79,7 @@ impl Core {
             metrics: Metrics::default(),
             scopes,
             live: Default::default(),
+            token_events: Default::default(),
             config,
         })
     }

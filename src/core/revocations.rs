@@ -20,6 +20,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
 use tokio::sync::{watch, Notify};
 
 use super::cache::Kind;
+use super::live::TokenChange;
 use crate::core::Core;
 
 /// The PostgreSQL channel revocations are announced on.
@@ -42,16 +43,30 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
 
 /// Polls once: evicts what was revoked, disabled or ended at or after `since`.
 pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
-    let digests: Vec<Vec<u8>> = access_token::Entity::find()
+    let revoked: Vec<(Vec<u8>, String, String)> = access_token::Entity::find()
         .select_only()
         .column(access_token::Column::Digest)
+        .column(access_token::Column::Id)
+        .column(access_token::Column::UserId)
         .filter(access_token::Column::RevokedAt.gte(since))
         .into_tuple()
         .all(&core.db)
         .await?;
-    for d in &digests {
+    for (d, id, user_id) in &revoked {
         core.credentials.evict(Kind::Token, d);
         core.live.token_revoked(d);
+        core.token_events.publish(TokenChange::Revoked, id, user_id);
+    }
+    let created: Vec<(String, String)> = access_token::Entity::find()
+        .select_only()
+        .column(access_token::Column::Id)
+        .column(access_token::Column::UserId)
+        .filter(access_token::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .all(&core.db)
+        .await?;
+    for (id, user_id) in &created {
+        core.token_events.publish(TokenChange::Created, id, user_id);
     }
     let users: Vec<String> = user::Entity::find()
         .select_only()

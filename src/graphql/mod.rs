@@ -3,13 +3,13 @@
 //! `tokengate schema` runs anywhere.
 
 pub mod http;
-pub mod ws;
 mod limits;
 mod policy;
 mod service_accounts;
 mod tokens;
 mod types;
 mod users;
+pub mod ws;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -59,6 +59,11 @@ pub struct QueryRoot<Q: ObjectType + 'static>(TokengateQuery, Q);
 #[derive(MergedObject)]
 #[graphql(name = "Mutation")]
 pub struct MutationRoot<M: ObjectType + 'static>(TokengateMutation, M);
+
+/// Subscriptions: tokengate's token events and the application's own fields.
+#[derive(async_graphql::MergedSubscription)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot<S: SubscriptionType + 'static>(tokens::TokenSubscription, S);
 
 /// A schema of any application's roots, behind one type for the handlers.
 trait Executable: Send + Sync {
@@ -148,7 +153,11 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    for (name, root) in [(Q::type_name(), "Query"), (M::type_name(), "Mutation")] {
+    for (name, root) in [
+        (Q::type_name(), "Query"),
+        (M::type_name(), "Mutation"),
+        (S::type_name(), "Subscription"),
+    ] {
         if name == root {
             return Err(format!(
                 "the application's {root} object is named `{root}`, the name of the merged \
@@ -166,7 +175,7 @@ where
         Schema::build(
             QueryRoot(TokengateQuery::default(), query),
             MutationRoot(TokengateMutation::default(), mutation),
-            subscription,
+            SubscriptionRoot(tokens::TokenSubscription, subscription),
         )
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

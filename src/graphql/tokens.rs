@@ -2,12 +2,18 @@
 //! live in [`crate::tokens`].
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use entity::access_token;
+use sea_orm::EntityTrait;
 
 use async_graphql::{Context, Object, ID};
 
 use super::types::{AccessToken, UpdateAccessTokenPayload};
 use super::{core_of, ip, principal, requires_scope};
 use crate::auth::{may_act_on_tokens, TokenAccess};
+use crate::core::live::TokenChange;
+use crate::core::Core;
 use crate::error::GqlResult;
 use crate::service_accounts;
 use crate::tokens::{self, IssueRequest};
@@ -110,6 +116,78 @@ impl TokenMutation {
             tokens::revoke(core, principal(ctx).gql()?, &id, ip(ctx))
                 .await
                 .gql()?,
+        ))
+    }
+}
+
+/// What happened to one of your tokens.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTokenEventKind {
+    /// Issued, by any path (the API, the console, the CLI, OAuth).
+    Created,
+    /// Revoked: directly, by issuing another under its name, or with its parent.
+    Revoked,
+}
+
+/// A change to one of your tokens, pushed by `accessTokenEvents`.
+#[derive(async_graphql::SimpleObject)]
+pub struct AccessTokenEvent {
+    /// Created or revoked.
+    pub kind: AccessTokenEventKind,
+    /// The token's record as it is now (never the token itself).
+    pub token: AccessToken,
+}
+
+/// tokengate's subscriptions.
+#[derive(Default)]
+pub struct TokenSubscription;
+
+#[async_graphql::Subscription]
+impl TokenSubscription {
+    /// Your tokens being created and revoked, as it happens, on this process
+    /// or any other sharing the database.
+    #[graphql(directive = requires_scope::apply("tokens:read"))]
+    async fn access_token_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl async_graphql::futures_util::Stream<Item = AccessTokenEvent>>
+    {
+        let user_id = principal(ctx).gql()?.user_id.clone();
+        let core: Arc<Core> = ctx
+            .data::<Arc<Core>>()
+            .map_err(|_| crate::AppError::internal("GraphQL executed without the core"))
+            .gql()?
+            .clone();
+        let events = core.token_events.subscribe();
+        Ok(async_graphql::futures_util::stream::unfold(
+            (events, core, user_id),
+            |(mut events, core, user_id)| async move {
+                loop {
+                    let event = match events.recv().await {
+                        Ok(e) => e,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    };
+                    if event.user_id != user_id {
+                        continue;
+                    }
+                    let Ok(Some(row)) = access_token::Entity::find_by_id(event.token_id.as_str())
+                        .one(&core.db)
+                        .await
+                    else {
+                        continue;
+                    };
+                    let kind = match event.change {
+                        TokenChange::Created => AccessTokenEventKind::Created,
+                        TokenChange::Revoked => AccessTokenEventKind::Revoked,
+                    };
+                    let item = AccessTokenEvent {
+                        kind,
+                        token: AccessToken(row),
+                    };
+                    return Some((item, (events, core, user_id)));
+                }
+            },
         ))
     }
 }

@@ -75,7 +75,10 @@ fn cross_site(headers: &HeaderMap) -> bool {
     host.is_empty() || origin_host != host
 }
 
-async fn by_token(core: &Core, token: &str) -> Result<(Principal, Held, Option<DateTime<Utc>>), AppError> {
+async fn by_token(
+    core: &Core,
+    token: &str,
+) -> Result<(Principal, Held, Option<DateTime<Utc>>), AppError> {
     let principal = guard::token_principal(core, token).await?;
     let expires_at = match &principal.credential {
         Credential::Token { expires_at, .. } => *expires_at,
@@ -89,7 +92,10 @@ async fn by_token(core: &Core, token: &str) -> Result<(Principal, Held, Option<D
     Ok((principal, held, expires_at))
 }
 
-async fn by_cookie(core: &Core, value: &str) -> Result<(Principal, Held, Option<DateTime<Utc>>), AppError> {
+async fn by_cookie(
+    core: &Core,
+    value: &str,
+) -> Result<(Principal, Held, Option<DateTime<Utc>>), AppError> {
     // Once per connection: the session's expiry is needed for the timer.
     let (principal, expires_at) =
         crate::sessions::authenticate(&core.db, &core.scopes, value).await?;
@@ -189,11 +195,7 @@ impl Connection {
             Some(authenticated) => authenticated,
             None => return,
         };
-        let Some(mut registration) = self
-            .core
-            .live
-            .register(held, MAX_CONNECTIONS_PER_USER)
-        else {
+        let Some(mut registration) = self.core.live.register(held, MAX_CONNECTIONS_PER_USER) else {
             let reason = format!("at most {MAX_CONNECTIONS_PER_USER} connections per user");
             self.close(4420, &reason, "too_many_connections").await;
             return;
@@ -210,7 +212,7 @@ impl Connection {
         upfront: Upfront,
     ) -> Option<(Principal, Held, Option<DateTime<Utc>>)> {
         if let Upfront::Refused(e) = &upfront {
-            let reason = e.to_string();
+            let reason = close_reason(e);
             self.close(4401, &reason, "unauthenticated").await;
             return None;
         }
@@ -281,7 +283,7 @@ impl Connection {
                 if let AppError::Unauthenticated { reason, .. } = &e {
                     self.core.metrics.auth_failure(*reason);
                 }
-                self.close(4401, &e.to_string(), "unauthenticated").await;
+                self.close(4401, &close_reason(&e), "unauthenticated").await;
                 None
             }
         }
@@ -295,11 +297,8 @@ impl Connection {
     ) {
         let (out_tx, mut out_rx) = mpsc::channel::<Out>(64);
         let session = matches!(principal.credential, Credential::Session { .. });
-        let until_expiry = expires_at.map(|at| {
-            (at - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-        });
+        let until_expiry =
+            expires_at.map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
         let expiry = tokio::time::sleep(until_expiry.unwrap_or(Duration::from_secs(86_400 * 365)));
         tokio::pin!(expiry);
         let interval = self.core.config.ws_keepalive_interval;
@@ -474,6 +473,14 @@ impl Drop for Connection {
     }
 }
 
+/// What a close frame may say about an error: never an internal detail.
+fn close_reason(e: &AppError) -> String {
+    match e {
+        AppError::Unauthenticated { .. } | AppError::InvalidCredentials => e.to_string(),
+        _ => "internal error".to_owned(),
+    }
+}
+
 fn is_capacity(e: &axum::Error) -> bool {
     let text = e.to_string().to_ascii_lowercase();
     text.contains("capacity") || text.contains("too long") || text.contains("too big")
@@ -493,7 +500,9 @@ fn parse(msg: Message) -> Parsed {
             Ok(_) => Parsed::Invalid("a message is a JSON object with a `type`".into()),
             Err(_) => Parsed::Invalid("a message is a JSON object with a `type`".into()),
         },
-        Message::Binary(_) => Parsed::Invalid("binary messages are not part of the protocol".into()),
+        Message::Binary(_) => {
+            Parsed::Invalid("binary messages are not part of the protocol".into())
+        }
         Message::Ping(_) | Message::Pong(_) => Parsed::Ignore,
         Message::Close(_) => Parsed::Closed,
     }

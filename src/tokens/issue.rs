@@ -11,6 +11,7 @@ use super::revoke::revoke_where;
 use crate::audit::{self, Event};
 use crate::auth::secret::Secret;
 use crate::auth::{Principal, ScopeSet};
+use crate::core::live::TokenChange;
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
 
@@ -172,13 +173,19 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     Vec::new()
                 };
                 let record = record.insert(txn).await?;
+                // Wakes other processes' `accessTokenEvents` (PostgreSQL).
+                crate::core::revocations::notify(txn).await?;
                 Ok((record, replaced))
             })
         })
         .await?;
-    for (_, digest) in &replaced {
+    for (id, digest) in &replaced {
         core.on_token_revoked(digest);
+        core.token_events
+            .publish(TokenChange::Revoked, id, &record.user_id);
     }
+    core.token_events
+        .publish(TokenChange::Created, &record.id, &record.user_id);
     let replaced: Vec<&str> = replaced.iter().map(|(id, _)| id.as_str()).collect();
     audit::record(
         &core.db,

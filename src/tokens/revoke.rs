@@ -11,6 +11,7 @@ use super::lookup::get_visible;
 use super::Grant;
 use crate::audit::{self, Event};
 use crate::auth::{Principal, TokenAccess};
+use crate::core::live::TokenChange;
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
 
@@ -115,8 +116,10 @@ pub async fn revoke_record(
             })
         })
         .await?;
-    for (_, digest) in &revoked {
+    for (id, digest) in &revoked {
         core.on_token_revoked(digest);
+        core.token_events
+            .publish(TokenChange::Revoked, id, &token.user_id);
     }
     let revoked: Vec<&str> = revoked.iter().map(|(id, _)| id.as_str()).collect();
     let token = access_token::Entity::find_by_id(token.id.as_str())

@@ -37,11 +37,15 @@ export function binary(app = 'tokengate') {
   return join(targetDir, ...spec.path);
 }
 
-/** Starts the server (app: 'tokengate', the default, or 'bookstore'); resolves to { url, cli(), stop() } once it listens. */
-export async function startServer({ app = 'tokengate' } = {}) {
+/**
+ * Starts the server (app: 'tokengate', the default, or 'bookstore'); resolves to
+ * { url, databaseUrl, cli(), stop() } once it listens. `databaseUrl` shares a
+ * database between servers (default: a fresh SQLite file); `args` adds flags.
+ */
+export async function startServer({ app = 'tokengate', databaseUrl: shared, args = [] } = {}) {
   const bin = binary(app);
   const dir = mkdtempSync(join(tmpdir(), 'tokengate-browser-'));
-  const databaseUrl = `sqlite://${join(dir, 'tokengate.db')}?mode=rwc`;
+  const databaseUrl = shared || `sqlite://${join(dir, 'tokengate.db')}?mode=rwc`;
   const env = {
     ...process.env,
     TOKENGATE_ADMIN_EMAIL: ADMIN_EMAIL,
@@ -50,7 +54,7 @@ export async function startServer({ app = 'tokengate' } = {}) {
   };
   const child = spawn(
     bin,
-    ['--listen', '127.0.0.1:0', '--database-url', databaseUrl, '--last-used-flush-interval', '1s'],
+    ['--listen', '127.0.0.1:0', '--database-url', databaseUrl, '--last-used-flush-interval', '1s', ...args],
     { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   // Never leave the server behind, even when the suite crashes.
@@ -68,6 +72,7 @@ export async function startServer({ app = 'tokengate' } = {}) {
   });
   return {
     url,
+    databaseUrl,
     /** Runs a subcommand of the same binary on the server's database (`user add …`): spawnSync's result. */
     cli(args, { input } = {}) {
       return spawnSync(bin, ['--database-url', databaseUrl, ...args], { cwd: dir, env, input, encoding: 'utf8' });
@@ -80,6 +85,31 @@ export async function startServer({ app = 'tokengate' } = {}) {
         await exited;
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The PostgreSQL server the suite may use (trust auth), as the Rust suite does. */
+export const PG_ADMIN_URL = process.env.TOKENGATE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * Creates a fresh PostgreSQL database with `psql` and returns { url, drop() },
+ * or null when PostgreSQL is unreachable (outside CI the caller skips; with
+ * CI=true it throws instead).
+ */
+export function freshPostgres() {
+  const name = `tokengate_node_${process.pid}_${Date.now()}`;
+  const made = spawnSync('psql', [PG_ADMIN_URL, '-q', '-c', `CREATE DATABASE ${name}`], { encoding: 'utf8' });
+  if (made.status !== 0) {
+    const ci = process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0';
+    if (ci) throw new Error(`PostgreSQL is required in CI: ${made.stderr || made.error}`);
+    return null;
+  }
+  const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
+  return {
+    url,
+    drop() {
+      spawnSync('psql', [PG_ADMIN_URL, '-q', '-c', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
     },
   };
 }
