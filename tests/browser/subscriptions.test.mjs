@@ -221,7 +221,7 @@ describe('GraphQL over WebSocket', () => {
     await client.dispose();
   });
 
-  it('ends every operation and closes with 4403 when the token is revoked, the session ends or expires', async () => {
+  it('ends every operation and closes with 4403 when the token is revoked, the session ends, the owner is disabled or the token expires', async () => {
     const latencies = [];
     for (let i = 0; i < 20; i++) {
       const { token, id } = await issue(server.url, cookie, `live-${i}`, ['tokens:read']);
@@ -246,6 +246,26 @@ describe('GraphQL over WebSocket', () => {
     console.log(`revocation → 4403, same process (SQLite), 20 revocations: median ${median(latencies).toFixed(1)} ms, max ${max.toFixed(1)} ms`);
     assert.ok(max < 1000, `every close within a second (max ${max} ms)`);
 
+    // Another process on the same SQLite file (the CLI): the poll finds it.
+    const polled = [];
+    for (let i = 0; i < 20; i++) {
+      const { token, id } = await issue(server.url, cookie, `cli-live-${i}`, ['tokens:read']);
+      const client = connect(server.url, { init: { authorization: `Bearer ${token}` } });
+      const op = subscribe(client, 'subscription { accessTokenEvents { kind } }');
+      await eventually(async () => (await metric(server.url, 'tokengate_ws_operations')) >= 1);
+      const closed = client.closed();
+      const out = server.cli(['token', 'revoke', id]);
+      const start = performance.now();
+      assert.equal(out.status, 0, out.stderr);
+      const event = await closed;
+      polled.push(performance.now() - start);
+      assert.equal(event.code, 4403);
+      assert.equal((await op.errors)[0].extensions.reason, 'revoked');
+    }
+    const polledMax = Math.max(...polled);
+    console.log(`revocation by another process (the CLI) → 4403 (SQLite, 500 ms poll), 20 revocations: median ${median(polled).toFixed(1)} ms, max ${polledMax.toFixed(1)} ms (from the CLI's exit)`);
+    assert.ok(polledMax < 1000, `every close within a second (max ${polledMax} ms)`);
+
     // Sign-out ends a cookie connection.
     const session = await signIn(server.url);
     const browser = connect(server.url, { headers: { cookie: session, origin: server.url } });
@@ -254,6 +274,36 @@ describe('GraphQL over WebSocket', () => {
     const browserClosed = browser.closed();
     await fetch(`${server.url}/auth/logout`, { method: 'POST', headers: { cookie: session, origin: server.url } });
     assert.equal((await browserClosed).code, 4403);
+
+    // Disabling the owner (a service account here) ends its connections.
+    const made = await post(
+      server.url,
+      'mutation { createServiceAccount(name: "ws-bot", scopes: ["tokens:read"]) { clientSecret serviceAccount { id clientId } } }',
+      { cookie },
+    );
+    const account = made.data.createServiceAccount;
+    const grant = await fetch(`${server.url}/oauth2/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${account.serviceAccount.clientId}:${account.clientSecret}`).toString('base64')}`,
+      },
+      body: 'grant_type=client_credentials',
+    });
+    const machineToken = (await grant.json()).access_token;
+    const bot = connect(server.url, { init: { authorization: `Bearer ${machineToken}` } });
+    const botOp = subscribe(bot, 'subscription { accessTokenEvents { kind } }');
+    await eventually(async () => (await metric(server.url, 'tokengate_ws_operations')) >= 1);
+    const botClosed = bot.closed();
+    const disabled = await post(server.url, 'mutation($id: ID!) { disableServiceAccount(id: $id) { id } }', {
+      cookie,
+      variables: { id: account.serviceAccount.id },
+    });
+    assert.ok(disabled.data?.disableServiceAccount, JSON.stringify(disabled));
+    const botEvent = await botClosed;
+    assert.equal(botEvent.code, 4403);
+    assert.match(botEvent.reason, /disabled/);
+    assert.equal((await botOp.errors)[0].extensions.code, 'UNAUTHENTICATED');
 
     // Expiry: a token that lives two seconds.
     const short = await post(
