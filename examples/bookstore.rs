@@ -1,6 +1,7 @@
 //! bookstore: a small application built on tokengate (SPEC §7).
 //!
-//! Its own GraphQL fields (`books`, `addBook`), its own scopes (`books:read`,
+//! Its own GraphQL fields (`books`, `addBook`, the subscription `bookAdded`),
+//! its own scopes (`books:read`,
 //! `books:write`), its own table and migration — and, around them, everything
 //! tokengate is: sign-in, the console, tokens, OAuth, JWKS, metrics, the
 //! playground and every subcommand.
@@ -12,19 +13,23 @@
 
 use std::process::ExitCode;
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::futures_util::{stream, Stream};
+use async_graphql::{Context, Object, SimpleObject, Subscription, ID};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 use tokengate::{requires_scope, Role, ScopeDef, TokenGate};
+use tokio::sync::broadcast;
 
 /// The longest title accepted, in characters.
 pub const MAX_TITLE_LEN: usize = 200;
 
 /// The bookstore: tokengate with the catalogue inside.
-pub fn bookstore() -> TokenGate<BookQuery, BookMutation> {
+pub fn bookstore() -> TokenGate<BookQuery, BookMutation, BookSubscription> {
     TokenGate::new()
         .query(BookQuery)
         .mutation(BookMutation)
+        .subscription(BookSubscription)
+        .data(BookFeed(broadcast::channel(256).0))
         .scope(ScopeDef::new("books:read", "Read the catalogue").held_by([Role::Member]))
         .scope(ScopeDef::new("books:write", "Add books to the catalogue").held_by([Role::Member]))
         .migrations::<migrations::Migrator>()
@@ -35,7 +40,7 @@ fn main() -> ExitCode {
 }
 
 /// A book in the catalogue.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Book {
     id: ID,
     title: String,
@@ -100,7 +105,38 @@ impl BookMutation {
         }
         .insert(tokengate::database(ctx)?)
         .await?;
-        Ok(row.into())
+        let book = Book::from(row);
+        // No subscriber is not an error.
+        let _ = tokengate::app_data::<BookFeed>(ctx)?.0.send(book.clone());
+        Ok(book)
+    }
+}
+
+/// Books added by this process, for `bookAdded`.
+pub struct BookFeed(broadcast::Sender<Book>);
+
+/// The catalogue's subscriptions.
+#[derive(Default)]
+pub struct BookSubscription;
+
+#[Subscription]
+impl BookSubscription {
+    /// Each book as it is added (over WebSocket at `/api`).
+    #[graphql(directive = requires_scope::apply("books:read"))]
+    async fn book_added(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = Book>> {
+        let added = tokengate::app_data::<BookFeed>(ctx)?.0.subscribe();
+        Ok(stream::unfold(added, |mut added| async move {
+            loop {
+                match added.recv().await {
+                    Ok(book) => return Some((book, added)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }))
     }
 }
 

@@ -15,7 +15,7 @@ use crate::auth::scopes::{ScopeDef, Scopes};
 use crate::cli::{self, Cli};
 use crate::config::Config;
 use crate::db::Migrations;
-use crate::graphql::{self, AppSchema};
+use crate::graphql::{self, AppData, AppSchema};
 use crate::server::{self, Running};
 use crate::telemetry;
 
@@ -50,6 +50,7 @@ pub struct TokenGate<Q = EmptyMutation, M = EmptyMutation, S = EmptySubscription
     subscription: S,
     scopes: Vec<ScopeDef>,
     migrations: Migrations,
+    data: AppData,
 }
 
 impl TokenGate {
@@ -61,6 +62,7 @@ impl TokenGate {
             subscription: EmptySubscription,
             scopes: Vec::new(),
             migrations: Migrations::default(),
+            data: AppData::default(),
         }
     }
 }
@@ -88,6 +90,7 @@ where
             subscription: self.subscription,
             scopes: self.scopes,
             migrations: self.migrations,
+            data: self.data,
         }
     }
 
@@ -100,6 +103,7 @@ where
             subscription: self.subscription,
             scopes: self.scopes,
             migrations: self.migrations,
+            data: self.data,
         }
     }
 
@@ -114,7 +118,15 @@ where
             subscription,
             scopes: self.scopes,
             migrations: self.migrations,
+            data: self.data,
         }
+    }
+
+    /// Shares a value with the application's resolvers (a client, a channel,
+    /// a cache; one per type), read with [`crate::app_data`].
+    pub fn data<D: std::any::Any + Send + Sync>(mut self, value: D) -> Self {
+        self.data.insert(value);
+        self
     }
 
     /// Declares a scope beside tokengate's; it behaves as theirs everywhere
@@ -168,9 +180,14 @@ where
         config.scopes = scopes;
         config.migrations = self.migrations;
         let registry = Scopes::new(&config.scopes).map_err(anyhow::Error::msg)?;
-        let schema =
-            graphql::build_schema_with(self.query, self.mutation, self.subscription, &registry)
-                .map_err(anyhow::Error::msg)?;
+        let schema = graphql::build_schema_with(
+            self.query,
+            self.mutation,
+            self.subscription,
+            &registry,
+            self.data,
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok((config, schema))
     }
 

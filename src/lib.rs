@@ -37,7 +37,7 @@ pub use auth::Role;
 pub use builder::TokenGate;
 pub use config::Config;
 pub use error::AppError;
-pub use graphql::{bad_user_input, caller, database, requires_scope, AuthMethod, Caller};
+pub use graphql::{app_data, bad_user_input, caller, database, requires_scope, AuthMethod, Caller};
 
 /// The GraphQL library tokengate is built on, for an application's objects
 /// (depend on the same version: `async-graphql = "7.2"`).

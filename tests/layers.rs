@@ -46,6 +46,7 @@ const ROOT_REEXPORTS: &[(&str, &str)] = &[
     ("database", "graphql"),
     ("bad_user_input", "graphql"),
     ("AuthMethod", "graphql"),
+    ("app_data", "graphql"),
 ];
 
 fn ident(text: &str) -> String {

@@ -136,7 +136,40 @@ impl AppSchema {
 
 /// Builds the schema of tokengate alone (the `tokengate` binary's).
 pub fn build_schema(scopes: &Scopes) -> Result<AppSchema, String> {
-    build_schema_with(EmptyMutation, EmptyMutation, EmptySubscription, scopes)
+    build_schema_with(
+        EmptyMutation,
+        EmptyMutation,
+        EmptySubscription,
+        scopes,
+        AppData::default(),
+    )
+}
+
+/// Values an application shares with its resolvers (clients, channels,
+/// caches), one per type: `TokenGate::data` in, [`app_data`] out.
+#[derive(Default)]
+pub struct AppData(async_graphql::Data);
+
+impl AppData {
+    /// Adds a value; a second value of the same type replaces the first.
+    pub fn insert<D: std::any::Any + Send + Sync>(&mut self, value: D) {
+        self.0.insert(value);
+    }
+}
+
+/// The application's value of type `D`, given with `TokenGate::data`.
+pub fn app_data<'a, D: std::any::Any + Send + Sync>(
+    ctx: &'a Context<'_>,
+) -> async_graphql::Result<&'a D> {
+    ctx.data_opt::<AppData>()
+        .and_then(|d| d.0.get(&std::any::TypeId::of::<D>()))
+        .and_then(|b| b.downcast_ref::<D>())
+        .ok_or_else(|| {
+            async_graphql::Error::new(format!(
+                "no application data of type {}: give it with TokenGate::data",
+                std::any::type_name::<D>()
+            ))
+        })
 }
 
 /// Builds the schema of tokengate's roots merged with an application's;
@@ -147,6 +180,7 @@ pub fn build_schema_with<Q, M, S>(
     mutation: M,
     subscription: S,
     scopes: &Scopes,
+    app_data: AppData,
 ) -> Result<AppSchema, String>
 where
     Q: ObjectType + 'static,
@@ -184,6 +218,7 @@ where
         .extension(limits::AliasLimit(MAX_ALIASES))
         .extension(policy::ScopeGuard(shared.clone()))
         .data(shared.clone())
+        .data(app_data)
         .finish()
     }));
     let schema = built.map_err(|panic| {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
+import { connect, subscribe } from './graphql-ws-client.mjs';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, binary, startServer } from './server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -265,6 +266,52 @@ describe('console on the bookstore (member)', () => {
     await status(page).filter({ hasText: 'Ticked me:read and books:read for this operation.' }).waitFor();
     assert.deepEqual(await ticked(page), ['me:read', 'books:read']);
     await context.close();
+  });
+});
+
+describe('bookstore subscription (an application subscription over WebSocket)', () => {
+  it('bookAdded pushes each new book to a token with books:read, refuses one without, and ends on revocation', async () => {
+    const login = await fetch(`${server.url}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
+    });
+    const cookie = login.headers.getSetCookie().find((c) => c.startsWith('tokengate_session=')).split(';')[0];
+    const gql = async (query, variables, auth = { cookie }) => {
+      const headers = { 'content-type': 'application/json', ...auth };
+      const res = await fetch(`${server.url}/api`, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+      return res.json();
+    };
+    const mint = async (name, scopes) => {
+      const r = await gql(
+        'mutation($n: String!, $e: Int, $s: [String!]) { updateAccessToken(name: $n, expirationTime: $e, scopes: $s) { sessionJwt accessToken { id } } }',
+        { n: name, e: Math.floor(Date.now() / 1000) + 3600, s: scopes },
+      );
+      return r.data.updateAccessToken;
+    };
+    const reader = await mint('ws-reader', ['books:read']);
+    const client = connect(server.url, { init: { authorization: `Bearer ${reader.sessionJwt}` } });
+    const added = subscribe(client, 'subscription { bookAdded { title } }');
+    // Wait until the subscription is running on the server.
+    for (let i = 0; i < 100; i++) {
+      const m = await (await fetch(`${server.url}/metrics`)).text();
+      if (/^tokengate_ws_operations [1-9]/m.test(m)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await gql('mutation { addBook(title: "Middlemarch") { id } }');
+    assert.deepEqual(await added.next(), { data: { bookAdded: { title: 'Middlemarch' } } });
+
+    const plain = await mint('ws-plain', ['me:read']);
+    const refused = connect(server.url, { init: { authorization: `Bearer ${plain.sessionJwt}` } });
+    const forbidden = await subscribe(refused, 'subscription { bookAdded { title } }').next();
+    assert.equal(forbidden.errors[0].extensions.code, 'FORBIDDEN');
+    assert.equal(forbidden.errors[0].extensions.requiredScope, 'books:read');
+    await refused.dispose();
+
+    const closed = client.closed();
+    await gql('mutation($id: ID!) { revokeAccessToken(id: $id) { id } }', { id: reader.accessToken.id });
+    assert.equal((await closed).code, 4403);
+    assert.equal((await added.errors)[0].extensions.reason, 'revoked');
   });
 });
 

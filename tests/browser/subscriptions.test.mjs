@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+
+import { connect, subscribe } from './graphql-ws-client.mjs';
 
 import { ADMIN_EMAIL, ADMIN_PASSWORD, freshPostgres, startServer } from './server.mjs';
 
@@ -45,63 +46,6 @@ async function issue(base, cookie, name, scopes) {
 async function revoke(base, cookie, id) {
   const body = await post(base, 'mutation($id: ID!) { revokeAccessToken(id: $id) { status } }', { cookie, variables: { id } });
   assert.equal(body.data?.revokeAccessToken?.status, 'REVOKED', JSON.stringify(body));
-}
-
-/** A graphql-ws client; `headers` go on the upgrade request, `init` into connection_init. */
-function connect(base, { headers, init } = {}) {
-  const closes = [];
-  class WithHeaders extends WebSocket {
-    constructor(address, protocols) {
-      super(address, protocols, { headers });
-    }
-  }
-  const client = createClient({
-    url: `${base.replace(/^http/, 'ws')}/api`,
-    webSocketImpl: WithHeaders,
-    lazy: false,
-    retryAttempts: 0,
-    connectionParams: init,
-    on: { closed: (event) => closes.push(event) },
-    // Connection errors are asserted on through `closes`; graphql-ws would also print them.
-    onNonLazyError: () => {},
-  });
-  client.closes = closes;
-  client.closed = () =>
-    new Promise((resolve) => {
-      if (closes.length) return resolve(closes[0]);
-      const stop = client.on('closed', (event) => {
-        stop();
-        resolve(event);
-      });
-    });
-  return client;
-}
-
-/** Subscribes; returns { next(): Promise<value>, errors: Promise<error>, done: Promise }. */
-function subscribe(client, query) {
-  const values = [];
-  const waiters = [];
-  let fail;
-  let finish;
-  const errors = new Promise((resolve) => (fail = resolve));
-  const done = new Promise((resolve) => (finish = resolve));
-  client.subscribe(
-    { query },
-    {
-      next: (v) => {
-        const w = waiters.shift();
-        if (w) w(v);
-        else values.push(v);
-      },
-      error: (e) => fail(e),
-      complete: () => finish(),
-    },
-  );
-  return {
-    next: () => (values.length ? Promise.resolve(values.shift()) : new Promise((r) => waiters.push(r))),
-    errors,
-    done,
-  };
 }
 
 /** Resolves once `fn()` is true, polling; rejects after `ms`. */
