@@ -124,8 +124,10 @@ impl LiveConnections {
 pub enum TokenChange {
     /// Issued (by any path: the API, the CLI, OAuth).
     Created,
-    /// Revoked (directly, by rotation under its name, or with its parent).
+    /// Revoked (directly, or with its parent).
     Revoked,
+    /// Revoked because another token was issued under its name.
+    Rotated,
 }
 
 /// One token change, as every process learns of it.
@@ -145,7 +147,7 @@ pub struct TokenEvent {
 /// process: the poll's overlap would otherwise repeat it.
 pub struct TokenEvents {
     tx: tokio::sync::broadcast::Sender<TokenEvent>,
-    seen: Mutex<HashMap<(String, TokenChange), std::time::Instant>>,
+    seen: Mutex<HashMap<(String, bool), std::time::Instant>>,
 }
 
 impl Default for TokenEvents {
@@ -169,7 +171,9 @@ impl TokenEvents {
             if seen.len() > 10_000 {
                 seen.retain(|_, at| now.duration_since(*at) < SEEN_FOR);
             }
-            let key = (token_id.to_owned(), change);
+            // A token is created once and ends once (revoked or rotated):
+            // whichever report of its end comes first stands.
+            let key = (token_id.to_owned(), change == TokenChange::Created);
             if seen
                 .get(&key)
                 .is_some_and(|at| now.duration_since(*at) < SEEN_FOR)

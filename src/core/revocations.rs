@@ -43,19 +43,39 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
 
 /// Polls once: evicts what was revoked, disabled or ended at or after `since`.
 pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
-    let revoked: Vec<(Vec<u8>, String, String)> = access_token::Entity::find()
+    type Revoked = (Vec<u8>, String, String, String, Option<DateTime<Utc>>);
+    let revoked: Vec<Revoked> = access_token::Entity::find()
         .select_only()
         .column(access_token::Column::Digest)
         .column(access_token::Column::Id)
         .column(access_token::Column::UserId)
+        .column(access_token::Column::Name)
+        .column(access_token::Column::RevokedAt)
         .filter(access_token::Column::RevokedAt.gte(since))
         .into_tuple()
         .all(&core.db)
         .await?;
-    for (d, id, user_id) in &revoked {
+    for (d, id, user_id, name, revoked_at) in &revoked {
         core.credentials.evict(Kind::Token, d);
         core.live.token_revoked(d);
-        core.token_events.publish(TokenChange::Revoked, id, user_id);
+        // Rotation by name revokes the old token at the instant the new one
+        // is created, in one transaction.
+        let successor = access_token::Entity::find()
+            .filter(access_token::Column::UserId.eq(user_id.as_str()))
+            .filter(access_token::Column::Name.eq(name.as_str()))
+            .filter(access_token::Column::CreatedAt.between(
+                revoked_at.map(|t| t - chrono::Duration::seconds(1)),
+                revoked_at.map(|t| t + chrono::Duration::seconds(1)),
+            ))
+            .filter(access_token::Column::Id.ne(id.as_str()))
+            .one(&core.db)
+            .await?;
+        let change = if successor.is_some() {
+            TokenChange::Rotated
+        } else {
+            TokenChange::Revoked
+        };
+        core.token_events.publish(change, id, user_id);
     }
     let created: Vec<(String, String)> = access_token::Entity::find()
         .select_only()

@@ -125,14 +125,17 @@ impl TokenMutation {
 pub enum AccessTokenEventKind {
     /// Issued, by any path (the API, the console, the CLI, OAuth).
     Created,
-    /// Revoked: directly, by issuing another under its name, or with its parent.
+    /// Revoked: directly, or with the token it was exchanged from.
     Revoked,
+    /// Revoked because another token was issued under its name (that one
+    /// arrives as `CREATED`).
+    Rotated,
 }
 
 /// A change to one of your tokens, pushed by `accessTokenEvents`.
 #[derive(async_graphql::SimpleObject)]
 pub struct AccessTokenEvent {
-    /// Created or revoked.
+    /// Created, revoked or rotated.
     pub kind: AccessTokenEventKind,
     /// The token's record as it is now (never the token itself).
     pub token: AccessToken,
@@ -144,7 +147,7 @@ pub struct TokenSubscription;
 
 #[async_graphql::Subscription]
 impl TokenSubscription {
-    /// Your tokens being created and revoked, as it happens, on this process
+    /// Your tokens being created, rotated and revoked, as it happens, on this process
     /// or any other sharing the database.
     #[graphql(directive = requires_scope::apply("tokens:read"))]
     async fn access_token_events(
@@ -180,6 +183,7 @@ impl TokenSubscription {
                     let kind = match event.change {
                         TokenChange::Created => AccessTokenEventKind::Created,
                         TokenChange::Revoked => AccessTokenEventKind::Revoked,
+                        TokenChange::Rotated => AccessTokenEventKind::Rotated,
                     };
                     let item = AccessTokenEvent {
                         kind,

@@ -182,7 +182,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     for (id, digest) in &replaced {
         core.on_token_revoked(digest);
         core.token_events
-            .publish(TokenChange::Revoked, id, &record.user_id);
+            .publish(TokenChange::Rotated, id, &record.user_id);
     }
     core.token_events
         .publish(TokenChange::Created, &record.id, &record.user_id);

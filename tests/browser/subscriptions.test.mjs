@@ -112,6 +112,13 @@ describe('GraphQL over WebSocket', () => {
     assert.deepEqual(await cookieEvents.next(), { data: { accessTokenEvents: { kind: 'CREATED', token: { name: 'watched' } } } });
     await revoke(server.url, cookie, made.id);
     assert.deepEqual(await events.next(), { data: { accessTokenEvents: { kind: 'REVOKED', token: { name: 'watched', status: 'REVOKED' } } } });
+    // Issuing under a taken name rotates: the old one ROTATED, the new one CREATED.
+    const first = await issue(server.url, cookie, 'rotating', ['me:read']);
+    assert.equal((await events.next()).data.accessTokenEvents.kind, 'CREATED');
+    const second = await issue(server.url, cookie, 'rotating', ['me:read']);
+    const rotation = [await events.next(), await events.next()].map((v) => v.data.accessTokenEvents.kind).sort();
+    assert.deepEqual(rotation, ['CREATED', 'ROTATED']);
+    assert.notEqual(first.id, second.id);
     // A token revoked from the command line (another process) arrives too.
     const cliMade = await issue(server.url, cookie, 'from-cli', ['me:read']);
     assert.equal((await events.next()).data.accessTokenEvents.kind, 'CREATED');
@@ -384,6 +391,9 @@ describe('GraphQL over WebSocket, two processes on one PostgreSQL database', () 
     await eventually(async () => (await metric(b.url, 'tokengate_ws_operations')) >= 1);
     await issue(a.url, cookie, 'made-on-a', ['me:read']);
     assert.deepEqual(await events.next(), { data: { accessTokenEvents: { kind: 'CREATED', token: { name: 'made-on-a' } } } });
+    await issue(a.url, cookie, 'made-on-a', ['me:read']);
+    const seenOnB = [await events.next(), await events.next()].map((v) => v.data.accessTokenEvents.kind).sort();
+    assert.deepEqual(seenOnB, ['CREATED', 'ROTATED']);
     await watcher.dispose();
   });
 });
