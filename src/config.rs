@@ -75,6 +75,9 @@ pub struct ConfigArgs {
     /// How often a WebSocket connection is pinged; one silent for two intervals is closed.
     #[arg(long, env = "TOKENGATE_WS_KEEPALIVE_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
     pub ws_keepalive_interval: Option<Duration>,
+    /// How often tokens entering their last day are looked for (`accessTokenEvents`' EXPIRING).
+    #[arg(long, env = "TOKENGATE_EXPIRY_SCAN_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
+    pub expiry_scan_interval: Option<Duration>,
 }
 
 /// The TOML file's shape: the same names as the flags, with underscores.
@@ -93,6 +96,7 @@ struct FileConfig {
     revocation_poll_interval: Option<String>,
     key_reload_interval: Option<String>,
     ws_keepalive_interval: Option<String>,
+    expiry_scan_interval: Option<String>,
     #[serde(default)]
     scopes: Vec<FileScope>,
 }
@@ -159,6 +163,8 @@ pub struct Config {
     pub key_reload_interval: Duration,
     /// How often WebSocket connections are pinged (`--ws-keepalive-interval`).
     pub ws_keepalive_interval: Duration,
+    /// How often tokens entering their last day are looked for (`--expiry-scan-interval`).
+    pub expiry_scan_interval: Duration,
     /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
@@ -185,6 +191,7 @@ impl Default for Config {
             revocation_poll_interval: Duration::from_millis(500),
             key_reload_interval: Duration::from_secs(60),
             ws_keepalive_interval: Duration::from_secs(15),
+            expiry_scan_interval: Duration::from_secs(60),
             admin_email: None,
             admin_password: None,
             scopes: Vec::new(),
@@ -246,6 +253,10 @@ impl Config {
                 .ws_keepalive_interval
                 .or(file_duration(&file.ws_keepalive_interval)?)
                 .unwrap_or(d.ws_keepalive_interval),
+            expiry_scan_interval: args
+                .expiry_scan_interval
+                .or(file_duration(&file.expiry_scan_interval)?)
+                .unwrap_or(d.expiry_scan_interval),
             admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -300,6 +311,12 @@ impl Config {
             (
                 "--key-reload-interval",
                 self.key_reload_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(DAY),
+            ),
+            (
+                "--expiry-scan-interval",
+                self.expiry_scan_interval,
                 Duration::from_millis(10),
                 Duration::from_secs(DAY),
             ),

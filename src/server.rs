@@ -46,6 +46,7 @@ pub async fn start(
         tokio::spawn(flush_last_used(core.clone())),
         tokio::spawn(crate::core::revocations::run(core.clone())),
         tokio::spawn(reload_keys(core.clone())),
+        tokio::spawn(announce_expiring(core.clone())),
     ];
     let router = app::router(state.clone());
     let handle = tokio::spawn(async move {
@@ -90,6 +91,36 @@ async fn reload_keys(core: Arc<Core>) {
         tick.tick().await;
         if let Err(e) = core.keys.reload(&core.db).await {
             tracing::warn!(error = %e, "could not re-read the signing keys");
+        }
+    }
+}
+
+/// Announces tokens entering their last day to `accessTokenEvents`
+/// subscribers, every `--expiry-scan-interval` (from the start, so tokens
+/// already in their last day are announced too).
+async fn announce_expiring(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(core.config.expiry_scan_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let found = crate::tokens::expiring_between(
+            &core.db,
+            now,
+            now + crate::core::live::EXPIRING_WITHIN,
+        )
+        .await;
+        match found {
+            Ok(rows) => {
+                for (id, user_id) in rows {
+                    core.token_events.publish(
+                        crate::core::live::TokenChange::Expiring,
+                        &id,
+                        &user_id,
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for expiring tokens"),
         }
     }
 }

@@ -128,7 +128,12 @@ pub enum TokenChange {
     Revoked,
     /// Revoked because another token was issued under its name.
     Rotated,
+    /// Active and expiring within a day ([`EXPIRING_WITHIN`]).
+    Expiring,
 }
+
+/// How close to its expiry a token is announced as expiring.
+pub const EXPIRING_WITHIN: chrono::Duration = chrono::Duration::hours(24);
 
 /// One token change, as every process learns of it.
 #[derive(Clone, Debug)]
@@ -148,6 +153,8 @@ pub struct TokenEvent {
 pub struct TokenEvents {
     tx: tokio::sync::broadcast::Sender<TokenEvent>,
     seen: Mutex<HashMap<(String, bool), std::time::Instant>>,
+    /// Tokens announced as expiring, with when (kept past their last day).
+    expiring: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Default for TokenEvents {
@@ -155,6 +162,7 @@ impl Default for TokenEvents {
         TokenEvents {
             tx: tokio::sync::broadcast::channel(1024).0,
             seen: Mutex::default(),
+            expiring: Mutex::default(),
         }
     }
 }
@@ -163,10 +171,20 @@ impl Default for TokenEvents {
 const SEEN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl TokenEvents {
-    /// Publishes a change unless it was published recently.
+    /// Publishes a change unless it was published recently (a token's
+    /// expiring: unless it was ever announced by this process).
     pub fn publish(&self, change: TokenChange, token_id: &str, user_id: &str) {
         let now = std::time::Instant::now();
-        {
+        if change == TokenChange::Expiring {
+            let mut announced = self.expiring.lock().unwrap_or_else(|e| e.into_inner());
+            if announced.len() > 10_000 {
+                let day = std::time::Duration::from_secs(25 * 3600);
+                announced.retain(|_, at| now.duration_since(*at) < day);
+            }
+            if announced.insert(token_id.to_owned(), now).is_some() {
+                return;
+            }
+        } else {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             if seen.len() > 10_000 {
                 seen.retain(|_, at| now.duration_since(*at) < SEEN_FOR);

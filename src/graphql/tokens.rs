@@ -130,12 +130,14 @@ pub enum AccessTokenEventKind {
     /// Revoked because another token was issued under its name (that one
     /// arrives as `CREATED`).
     Rotated,
+    /// Still active, and expiring within a day.
+    Expiring,
 }
 
 /// A change to one of your tokens, pushed by `accessTokenEvents`.
 #[derive(async_graphql::SimpleObject)]
 pub struct AccessTokenEvent {
-    /// Created, revoked or rotated.
+    /// Created, rotated, revoked, or expiring within a day.
     pub kind: AccessTokenEventKind,
     /// The token's record as it is now (never the token itself).
     pub token: AccessToken,
@@ -147,7 +149,8 @@ pub struct TokenSubscription;
 
 #[async_graphql::Subscription]
 impl TokenSubscription {
-    /// Your tokens being created, rotated and revoked, as it happens, on this process
+    /// Your tokens being created, rotated, revoked and entering their last
+    /// day, as it happens, on this process
     /// or any other sharing the database.
     #[graphql(directive = requires_scope::apply("tokens:read"))]
     async fn access_token_events(
@@ -184,6 +187,7 @@ impl TokenSubscription {
                         TokenChange::Created => AccessTokenEventKind::Created,
                         TokenChange::Revoked => AccessTokenEventKind::Revoked,
                         TokenChange::Rotated => AccessTokenEventKind::Rotated,
+                        TokenChange::Expiring => AccessTokenEventKind::Expiring,
                     };
                     let item = AccessTokenEvent {
                         kind,

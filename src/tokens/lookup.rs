@@ -50,3 +50,23 @@ pub async fn list(
         .all(db)
         .await?)
 }
+
+/// Active tokens (not revoked) expiring after `from` and at or before `to`:
+/// their ids and owners.
+pub async fn expiring_between(
+    db: &DatabaseConnection,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, String)>, sea_orm::DbErr> {
+    use sea_orm::QuerySelect;
+    access_token::Entity::find()
+        .select_only()
+        .column(access_token::Column::Id)
+        .column(access_token::Column::UserId)
+        .filter(access_token::Column::RevokedAt.is_null())
+        .filter(access_token::Column::ExpiresAt.gt(from))
+        .filter(access_token::Column::ExpiresAt.lte(to))
+        .into_tuple()
+        .all(db)
+        .await
+}

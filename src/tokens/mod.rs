@@ -14,7 +14,7 @@ use entity::access_token;
 
 pub use entity::access_token::Grant;
 pub use issue::{issue, issue_for, mint, IssueRequest, Issued, Mint, Owner};
-pub use lookup::{get_visible, list};
+pub use lookup::{expiring_between, get_visible, list};
 pub use revoke::{revoke, revoke_by_id, revoke_record};
 pub use verify::{authenticate, check};
 

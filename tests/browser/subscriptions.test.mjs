@@ -37,7 +37,8 @@ async function issue(base, cookie, name, scopes) {
   const body = await post(
     base,
     'mutation($n: String!, $e: Int, $s: [String!]) { updateAccessToken(name: $n, expirationTime: $e, scopes: $s) { sessionJwt accessToken { id } } }',
-    { cookie, variables: { n: name, e: Math.floor(Date.now() / 1000) + 3600, s: scopes } },
+    // Two days: not yet in the last day, which `accessTokenEvents` announces.
+    { cookie, variables: { n: name, e: Math.floor(Date.now() / 1000) + 2 * 86400, s: scopes } },
   );
   assert.ok(body.data?.updateAccessToken, JSON.stringify(body));
   return { token: body.data.updateAccessToken.sessionJwt, id: body.data.updateAccessToken.accessToken.id };
@@ -87,7 +88,7 @@ function median(xs) {
 describe('GraphQL over WebSocket', () => {
   let cookie;
   before(async () => {
-    server = await startServer({ args: ['--ws-keepalive-interval', '300ms'] });
+    server = await startServer({ args: ['--ws-keepalive-interval', '300ms', '--expiry-scan-interval', '200ms'] });
     cookie = await signIn(server.url);
   });
   after(async () => {
@@ -119,6 +120,19 @@ describe('GraphQL over WebSocket', () => {
     const rotation = [await events.next(), await events.next()].map((v) => v.data.accessTokenEvents.kind).sort();
     assert.deepEqual(rotation, ['CREATED', 'ROTATED']);
     assert.notEqual(first.id, second.id);
+    // A token entering its last day is announced once, not on every scan.
+    const soon = await post(
+      server.url,
+      'mutation($e: Int) { updateAccessToken(name: "soon", expirationTime: $e, scopes: ["me:read"]) { accessToken { id } } }',
+      { cookie, variables: { e: Math.floor(Date.now() / 1000) + 3 * 3600 } },
+    );
+    const soonId = soon.data.updateAccessToken.accessToken.id;
+    const announced = [await events.next(), await events.next()].map((v) => v.data.accessTokenEvents);
+    assert.deepEqual(announced.map((e) => e.kind).sort(), ['CREATED', 'EXPIRING']);
+    assert.ok(announced.every((e) => e.token.name === 'soon'));
+    await new Promise((r) => setTimeout(r, 700)); // several scans
+    await revoke(server.url, cookie, soonId);
+    assert.equal((await events.next()).data.accessTokenEvents.kind, 'REVOKED', 'no second EXPIRING in between');
     // A token revoked from the command line (another process) arrives too.
     const cliMade = await issue(server.url, cookie, 'from-cli', ['me:read']);
     assert.equal((await events.next()).data.accessTokenEvents.kind, 'CREATED');
