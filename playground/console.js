@@ -1,6 +1,8 @@
 // The token console (GET /console). Plain script, no dependencies, no inline
 // code (the page's CSP allows scripts from 'self' only). It talks to the same
-// GraphQL API as every other client: POST /api, JSON, with the session cookie.
+// GraphQL API as every other client: POST /api, JSON, with the session cookie;
+// and it keeps the list current over a WebSocket to /api (graphql-transport-ws,
+// spoken by hand below), so tokens made or revoked elsewhere show up at once.
 'use strict';
 
 (function () {
@@ -131,7 +133,22 @@
     return td;
   }
 
+  // The Revoke button of the token `id` as the list is now (a refresh replaces the rows).
+  const revokeButtonFor = (id) =>
+    [...tbody.querySelectorAll('tr[data-token-id]')].find((tr) => tr.dataset.tokenId === id)?.querySelector('button') ||
+    null;
+
+  // Redraws the list. The keyboard focus, when it was on a row's button, goes
+  // back to that token's button; when that token left the list (revoked
+  // elsewhere), to the "show revoked" checkbox just above it.
   function render() {
+    const focused = tbody.contains(document.activeElement) ? document.activeElement.closest('tr') : null;
+    const focusedId = focused ? focused.dataset.tokenId : null;
+    fillRows();
+    if (focusedId) (revokeButtonFor(focusedId) || showInactive).focus();
+  }
+
+  function fillRows() {
     tbody.replaceChildren();
     if (!tokens.length) {
       const tr = document.createElement('tr');
@@ -169,7 +186,11 @@
     }
   }
 
+  // Loads and shows the list; resolves to the error, if any. Only the latest
+  // of overlapping loads (a live refresh, the checkbox, a generate) is shown.
+  let loads = 0;
   async function load() {
+    const mine = ++loads;
     try {
       const data = await graphql(
         `query Console($all: Boolean!) {
@@ -178,12 +199,16 @@
         }`,
         { all: showInactive.checked },
       );
+      if (mine !== loads) return null;
       $('whoami').textContent = `Signed in as ${data.me.email}`;
       tokens = data.accessTokens;
       render();
+      return null;
     } catch (e) {
+      if (mine !== loads) return e;
       tbody.replaceChildren();
       reportError(e);
+      return e;
     }
   }
 
@@ -326,7 +351,9 @@
       `Programs using "${token.name}" (${token.scopes.join(' ')}) will be refused from their very next request. This cannot be undone.`;
     dialog.returnValue = '';
     dialog.onclose = async () => {
-      button.focus();
+      // The list may have been redrawn meanwhile (a live refresh): the token's
+      // button as it is now, else the checkbox above the list.
+      (button.isConnected ? button : revokeButtonFor(token.id) || showInactive).focus();
       if (dialog.returnValue !== 'revoke') return;
       try {
         await graphql('mutation Revoke($id: ID!) { revokeAccessToken(id: $id) { id status } }', { id: token.id });
@@ -352,6 +379,130 @@
     });
   }
 
+  // Live updates: a subscription to accessTokenEvents over a WebSocket to /api,
+  // speaking graphql-transport-ws by hand (connection_init, connection_ack,
+  // subscribe; pong to the server's pings). Each event refreshes the list
+  // through load(), a burst of them once. The socket is same-origin and
+  // carries the session cookie. The server closes it with 4403 when the session
+  // ends (4401 if it had already ended on a reconnect): the status line says
+  // so, and nothing retries. Any other close retries quietly, backing off; an
+  // error for the operation itself (no tokens:read) stops for good.
+  const LIVE_QUERY = 'subscription { accessTokenEvents { kind token { id } } }';
+  const BACKOFF_MS = [1000, 2000, 5000, 10000, 30000];
+  const REFRESH_DELAY_MS = 200;
+
+  function startLive() {
+    const scopes = (root.dataset.scopes || '').split(' ');
+    if (!scopes.includes('tokens:read') || typeof WebSocket !== 'function') return;
+    const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api`;
+    let socket = null;
+    let failures = 0; // closes since the last connection_ack
+    let everAcked = false;
+    let stopped = false;
+    let refreshTimer = null;
+    let retryTimer = null;
+
+    function refreshSoon() {
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(() => {
+        refreshTimer = null;
+        if (!stopped) load();
+      }, REFRESH_DELAY_MS);
+    }
+
+    function stop() {
+      stopped = true;
+      clearTimeout(refreshTimer);
+      clearTimeout(retryTimer);
+      if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
+    }
+
+    function sessionEnded() {
+      if (stopped) return;
+      stop();
+      showStatus('Your session has ended.', 'signin');
+    }
+
+    const unauthenticated = (errors) =>
+      Array.isArray(errors) && errors.some((e) => e && e.extensions && e.extensions.code === 'UNAUTHENTICATED');
+
+    function connect() {
+      retryTimer = null;
+      if (stopped) return;
+      let ws;
+      try {
+        ws = new WebSocket(url, 'graphql-transport-ws');
+      } catch (e) {
+        retry();
+        return;
+      }
+      socket = ws;
+      const send = (message) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+      };
+      ws.addEventListener('open', () => send({ type: 'connection_init' }));
+      ws.addEventListener('message', (event) => {
+        let m;
+        try {
+          m = JSON.parse(event.data);
+        } catch (e) {
+          return;
+        }
+        switch (m && m.type) {
+          case 'connection_ack':
+            // Back after a drop: changes may have been missed meanwhile.
+            if (everAcked) refreshSoon();
+            everAcked = true;
+            failures = 0;
+            send({ type: 'subscribe', id: 'events', payload: { query: LIVE_QUERY } });
+            break;
+          case 'ping':
+            send({ type: 'pong' });
+            break;
+          case 'next': {
+            if (m.id !== 'events') break;
+            const payload = m.payload || {};
+            if (payload.data && payload.data.accessTokenEvents) refreshSoon();
+            else if (unauthenticated(payload.errors)) sessionEnded();
+            // A field error and no data (FORBIDDEN: no tokens:read): complete follows.
+            else if (payload.errors && payload.errors.length) stop();
+            break;
+          }
+          case 'error':
+            // The session ended: the 4403 close follows this. Anything else
+            // (the operation refused) will not get better by retrying.
+            if (unauthenticated(m.payload)) sessionEnded();
+            else stop();
+            break;
+          case 'complete':
+            stop();
+            break;
+          default:
+            break;
+        }
+      });
+      ws.addEventListener('close', (event) => {
+        if (socket === ws) socket = null;
+        if (event.code === 4403 || event.code === 4401) sessionEnded();
+        else retry();
+      });
+    }
+
+    function retry() {
+      if (stopped || retryTimer) return;
+      const delay = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
+      failures += 1;
+      retryTimer = setTimeout(connect, delay);
+    }
+
+    // Signing out from this page: the socket's end is expected, not news.
+    const signOut = $('sign-out');
+    if (signOut && signOut.form) signOut.form.addEventListener('submit', stop);
+    connect();
+  }
+
   setUpExpiry();
-  load();
+  load().then((e) => {
+    if (!(e instanceof ApiError && e.code === 'UNAUTHENTICATED')) startLive();
+  });
 })();
