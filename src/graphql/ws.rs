@@ -367,6 +367,13 @@ impl Connection {
                     match parse(msg) {
                         Parsed::Closed => {
                             self.core.metrics.ws_closed("client");
+                            // The close reply is queued by the WebSocket layer and
+                            // written on the next read: finish the handshake so
+                            // the client sees its own code, not 1006.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                                while let Some(Ok(_)) = self.socket.recv().await {}
+                            })
+                            .await;
                             return;
                         }
                         Parsed::Ignore => {}
