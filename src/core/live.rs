@@ -155,6 +155,8 @@ pub struct TokenEvents {
     seen: Mutex<HashMap<(String, bool), std::time::Instant>>,
     /// Tokens announced as expiring, with when (kept past their last day).
     expiring: Mutex<HashMap<String, std::time::Instant>>,
+    /// When the maps were last pruned.
+    pruned: Mutex<std::time::Instant>,
 }
 
 impl Default for TokenEvents {
@@ -163,6 +165,7 @@ impl Default for TokenEvents {
             tx: tokio::sync::broadcast::channel(1024).0,
             seen: Mutex::default(),
             expiring: Mutex::default(),
+            pruned: Mutex::new(std::time::Instant::now()),
         }
     }
 }
@@ -177,17 +180,22 @@ impl TokenEvents {
         let now = std::time::Instant::now();
         if change == TokenChange::Expiring {
             let mut announced = self.expiring.lock().unwrap_or_else(|e| e.into_inner());
-            if announced.len() > 10_000 {
+            let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if now.duration_since(*pruned) > SEEN_FOR {
                 let day = std::time::Duration::from_secs(25 * 3600);
                 announced.retain(|_, at| now.duration_since(*at) < day);
+                *pruned = now;
             }
             if announced.insert(token_id.to_owned(), now).is_some() {
                 return;
             }
         } else {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.len() > 10_000 {
+            // Pruned at most once per SEEN_FOR, so publishing stays O(1).
+            let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if now.duration_since(*pruned) > SEEN_FOR {
                 seen.retain(|_, at| now.duration_since(*at) < SEEN_FOR);
+                *pruned = now;
             }
             // A token is created once and ends once (revoked or rotated):
             // whichever report of its end comes first stands.
@@ -206,6 +214,13 @@ impl TokenEvents {
             token_id: token_id.to_owned(),
             user_id: user_id.to_owned(),
         });
+    }
+
+    /// Whether this token's end (revoked or rotated) was published recently.
+    pub fn ended(&self, token_id: &str) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(&(token_id.to_owned(), false))
+            .is_some_and(|at| at.elapsed() < SEEN_FOR)
     }
 
     /// A receiver of every change published from now on.

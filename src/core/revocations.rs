@@ -43,6 +43,17 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
 
 /// Polls once: evicts what was revoked, disabled or ended at or after `since`.
 pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
+    let created: Vec<(String, String)> = access_token::Entity::find()
+        .select_only()
+        .column(access_token::Column::Id)
+        .column(access_token::Column::UserId)
+        .filter(access_token::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .all(&core.db)
+        .await?;
+    for (id, user_id) in &created {
+        core.token_events.publish(TokenChange::Created, id, user_id);
+    }
     type Revoked = (Vec<u8>, String, String, String, Option<DateTime<Utc>>);
     let revoked: Vec<Revoked> = access_token::Entity::find()
         .select_only()
@@ -60,6 +71,9 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
         core.live.token_revoked(d);
         // Rotation by name revokes the old token at the instant the new one
         // is created, in one transaction.
+        if core.token_events.ended(id) {
+            continue; // already published here
+        }
         let successor = access_token::Entity::find()
             .filter(access_token::Column::UserId.eq(user_id.as_str()))
             .filter(access_token::Column::Name.eq(name.as_str()))
@@ -76,17 +90,6 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
             TokenChange::Revoked
         };
         core.token_events.publish(change, id, user_id);
-    }
-    let created: Vec<(String, String)> = access_token::Entity::find()
-        .select_only()
-        .column(access_token::Column::Id)
-        .column(access_token::Column::UserId)
-        .filter(access_token::Column::CreatedAt.gte(since))
-        .into_tuple()
-        .all(&core.db)
-        .await?;
-    for (id, user_id) in &created {
-        core.token_events.publish(TokenChange::Created, id, user_id);
     }
     let users: Vec<String> = user::Entity::find()
         .select_only()

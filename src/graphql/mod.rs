@@ -33,6 +33,8 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 500;
 /// Most aliases accepted in one document.
 pub const MAX_ALIASES: usize = 30;
+/// Most fields one document may expand to through its fragments.
+pub const MAX_EXPANDED_FIELDS: u64 = 2_000;
 
 /// tokengate's own query fields.
 #[derive(MergedObject, Default)]
@@ -202,6 +204,15 @@ where
     }
     refuse_collisions::<TokengateQuery, Q>("Query")?;
     refuse_collisions::<TokengateMutation, M>("Mutation")?;
+    let ours = subscription_field_names::<tokens::TokenSubscription>();
+    if let Some(taken) = subscription_field_names::<S>()
+        .into_iter()
+        .find(|f| ours.contains(f))
+    {
+        return Err(format!(
+            "the application's Subscription fields `{taken}` collide with tokengate's; rename them"
+        ));
+    }
     let shared = policy::SharedPolicy::default();
     // async-graphql panics when two Rust types take one GraphQL name (an
     // application's `User` beside tokengate's): report it as an error.
@@ -216,6 +227,7 @@ where
         .limit_recursive_depth(32)
         .limit_directives(10)
         .extension(limits::AliasLimit(MAX_ALIASES))
+        .extension(limits::FragmentLimit(MAX_EXPANDED_FIELDS))
         .extension(policy::ScopeGuard(shared.clone()))
         .data(shared.clone())
         .data(app_data)
@@ -241,6 +253,18 @@ where
 
 /// Field names of an object type, from its registration alone.
 fn field_names<T: async_graphql::OutputType>() -> Vec<String> {
+    let mut registry = async_graphql::registry::Registry::default();
+    T::create_type_info(&mut registry);
+    match registry.types.get(T::type_name().as_ref()) {
+        Some(async_graphql::registry::MetaType::Object { fields, .. }) => {
+            fields.keys().cloned().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Field names of a subscription root.
+fn subscription_field_names<T: SubscriptionType>() -> Vec<String> {
     let mut registry = async_graphql::registry::Registry::default();
     T::create_type_info(&mut registry);
     match registry.types.get(T::type_name().as_ref()) {

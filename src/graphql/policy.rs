@@ -215,8 +215,14 @@ impl ScopePolicy {
                     }
                 }
                 if let Some(info) = types.get_mut(&interface).and_then(|f| f.get_mut(&field)) {
-                    if info.requirement.is_none() && !all.is_empty() {
-                        all.dedup();
+                    // The interface's own scopes and every implementation's:
+                    // the guard sees the interface, not the object resolved.
+                    if let Some(own) = &info.requirement {
+                        all.extend(own.least());
+                    }
+                    all.sort_by_key(|s| s.as_str());
+                    all.dedup();
+                    if !all.is_empty() {
                         info.requirement = Some(Requirement(vec![all]));
                     }
                 }
@@ -311,7 +317,8 @@ impl ScopePolicy {
             policy: self,
             fragments: &doc.fragments,
             out: ScopeSet::EMPTY,
-            visiting: HashSet::new(),
+            visited: HashSet::new(),
+            depth: 0,
         };
         walk.selection_set(root, &op.selection_set.node)?;
         Ok(walk.out)
@@ -322,11 +329,30 @@ struct Walk<'a> {
     policy: &'a ScopePolicy,
     fragments: &'a HashMap<Name, async_graphql::Positioned<FragmentDefinition>>,
     out: ScopeSet,
-    visiting: HashSet<&'a str>,
+    /// Fragments already walked, with the type they were walked at: walking
+    /// one again adds no scope, so each is walked once (no blow-up from a
+    /// fragment spread many times, and no cycles).
+    visited: HashSet<(&'a str, String)>,
+    depth: usize,
 }
+
+/// Deepest nesting `requiredScopes` walks (fields and fragments).
+const MAX_WALK_DEPTH: usize = 64;
 
 impl<'a> Walk<'a> {
     fn selection_set(&mut self, ty: &str, set: &'a SelectionSet) -> Result<(), AppError> {
+        self.depth += 1;
+        if self.depth > MAX_WALK_DEPTH {
+            return Err(AppError::BadInput(format!(
+                "the document nests deeper than {MAX_WALK_DEPTH} levels"
+            )));
+        }
+        let result = self.items(ty, set);
+        self.depth -= 1;
+        result
+    }
+
+    fn items(&mut self, ty: &str, set: &'a SelectionSet) -> Result<(), AppError> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(field) => {
@@ -370,15 +396,12 @@ impl<'a> Walk<'a> {
                         .fragments
                         .get_key_value(name)
                         .ok_or_else(|| AppError::BadInput(format!("unknown fragment `{name}`")))?;
-                    if !self.visiting.insert(key.as_str()) {
-                        return Err(AppError::BadInput(format!(
-                            "fragment `{name}` spreads itself"
-                        )));
-                    }
                     let on = fragment.node.type_condition.node.on.node.to_string();
                     self.known_type(&on)?;
+                    if !self.visited.insert((key.as_str(), ty.to_owned())) {
+                        continue;
+                    }
                     self.selection_set(&on, &fragment.node.selection_set.node)?;
-                    self.visiting.remove(key.as_str());
                 }
             }
         }
@@ -479,7 +502,18 @@ impl Extension for ScopeGuardExtension {
                 continue;
             }
             let mut fields = Vec::new();
-            root_fields(&doc, &op.node.selection_set.node, &mut fields, 0);
+            if !root_fields(
+                &doc,
+                &op.node.selection_set.node,
+                &mut fields,
+                &mut HashSet::new(),
+                0,
+            ) {
+                return Err(ServerError::new(
+                    "the subscription's fragments nest too deep",
+                    None,
+                ));
+            }
             for (name, pos) in fields {
                 if let Some(r) = policy.requirement(root, name) {
                     if !r.satisfied_by(held) {
@@ -527,29 +561,42 @@ impl Extension for ScopeGuardExtension {
     }
 }
 
-/// The root fields of a selection set, through fragments (depth-bounded).
+/// The root fields of a selection set, through fragments (each fragment
+/// once); `false` when nested deeper than is plausible, which the caller
+/// refuses rather than checking part of the document.
 fn root_fields<'a>(
     doc: &'a ExecutableDocument,
     set: &'a SelectionSet,
     out: &mut Vec<(&'a str, async_graphql::Pos)>,
+    seen: &mut HashSet<&'a str>,
     depth: usize,
-) {
+) -> bool {
     if depth > 8 {
-        return;
+        return false;
     }
     for item in &set.items {
-        match &item.node {
-            Selection::Field(f) => out.push((f.node.name.node.as_str(), f.pos)),
+        let complete = match &item.node {
+            Selection::Field(f) => {
+                out.push((f.node.name.node.as_str(), f.pos));
+                true
+            }
             Selection::InlineFragment(f) => {
-                root_fields(doc, &f.node.selection_set.node, out, depth + 1)
+                root_fields(doc, &f.node.selection_set.node, out, seen, depth + 1)
             }
             Selection::FragmentSpread(s) => {
-                if let Some(f) = doc.fragments.get(&s.node.fragment_name.node) {
-                    root_fields(doc, &f.node.selection_set.node, out, depth + 1);
+                match doc.fragments.get_key_value(&s.node.fragment_name.node) {
+                    Some((name, f)) if seen.insert(name.as_str()) => {
+                        root_fields(doc, &f.node.selection_set.node, out, seen, depth + 1)
+                    }
+                    _ => true,
                 }
             }
+        };
+        if !complete {
+            return false;
         }
     }
+    true
 }
 
 fn refuse(info: &ResolveInfo<'_>, error: &AppError) -> ServerError {

@@ -50,11 +50,39 @@ pub const MAX_CONNECTIONS_PER_USER: usize = 50;
 /// How long a client has to send `connection_init`.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often a connection's credential is checked against the database again,
+/// as a backstop for a revocation signal that never arrived (clock skew beyond
+/// the poll's overlap, a change made by hand): the credential cache's lifetime.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(600);
+/// How long one message may take to write before the client is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The credential as presented, for checking it again.
+#[derive(Clone)]
+enum Raw {
+    Token(String),
+    Session(String),
+}
+
+/// A settled credential: the principal, what the registry keys it by, its
+/// expiry, and the credential itself.
+type Authenticated = (Principal, Held, Option<DateTime<Utc>>, Raw);
+
 /// What the upgrade request's headers proved, before the socket exists.
 enum Upfront {
     Nothing,
-    Principal(Principal, Held, Option<DateTime<Utc>>),
+    Principal(Box<Authenticated>),
     Refused(AppError),
+}
+
+/// Checks the credential against the database (never the cache).
+async fn recheck(core: &Core, raw: &Raw) -> Result<(), AppError> {
+    match raw {
+        Raw::Token(token) => crate::tokens::authenticate(core, token).await.map(|_| ()),
+        Raw::Session(value) => crate::sessions::authenticate(&core.db, &core.scopes, value)
+            .await
+            .map(|_| ()),
+    }
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -72,13 +100,10 @@ fn cross_site(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-    host.is_empty() || origin_host != host
+    host.is_empty() || !origin_host.eq_ignore_ascii_case(host)
 }
 
-async fn by_token(
-    core: &Core,
-    token: &str,
-) -> Result<(Principal, Held, Option<DateTime<Utc>>), AppError> {
+async fn by_token(core: &Core, token: &str) -> Result<Authenticated, AppError> {
     let principal = guard::token_principal(core, token).await?;
     let expires_at = match &principal.credential {
         Credential::Token { expires_at, .. } => *expires_at,
@@ -89,13 +114,10 @@ async fn by_token(
         session: None,
         user_id: principal.user_id.clone(),
     };
-    Ok((principal, held, expires_at))
+    Ok((principal, held, expires_at, Raw::Token(token.to_owned())))
 }
 
-async fn by_cookie(
-    core: &Core,
-    value: &str,
-) -> Result<(Principal, Held, Option<DateTime<Utc>>), AppError> {
+async fn by_cookie(core: &Core, value: &str) -> Result<Authenticated, AppError> {
     // Once per connection: the session's expiry is needed for the timer.
     let (principal, expires_at) =
         crate::sessions::authenticate(&core.db, &core.scopes, value).await?;
@@ -104,7 +126,12 @@ async fn by_cookie(
         session: Some(sha256(value.as_bytes())),
         user_id: principal.user_id.clone(),
     };
-    Ok((principal, held, Some(expires_at)))
+    Ok((
+        principal,
+        held,
+        Some(expires_at),
+        Raw::Session(value.to_owned()),
+    ))
 }
 
 /// `GET /api` with `Upgrade: websocket`.
@@ -117,7 +144,7 @@ pub async fn upgrade(
 ) -> Response {
     let upfront = match guard::bearer_token(headers) {
         Some(Ok(token)) => match by_token(&core, token).await {
-            Ok((p, h, e)) => Upfront::Principal(p, h, e),
+            Ok(a) => Upfront::Principal(Box::new(a)),
             Err(e) => Upfront::Refused(e),
         },
         Some(Err(e)) => Upfront::Refused(e),
@@ -130,7 +157,7 @@ pub async fn upgrade(
                     .into_response();
             }
             Some(value) => match by_cookie(&core, value).await {
-                Ok((p, h, e)) => Upfront::Principal(p, h, e),
+                Ok(a) => Upfront::Principal(Box::new(a)),
                 Err(e) => Upfront::Refused(e),
             },
             None => Upfront::Nothing,
@@ -138,6 +165,7 @@ pub async fn upgrade(
     };
     ws.protocols([PROTOCOL])
         .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             Connection {
                 core,
@@ -154,8 +182,8 @@ pub async fn upgrade(
 /// An outgoing protocol message from an operation's task.
 enum Out {
     Send(Value),
-    /// The operation `id` finished (after its `complete` or `error`).
-    Done(String),
+    /// The operation `id` (started as number `seq`) finished.
+    Done(String, u64),
 }
 
 struct Connection {
@@ -163,15 +191,15 @@ struct Connection {
     schema: AppSchema,
     socket: WebSocket,
     ip: String,
-    ops: HashMap<String, JoinHandle<()>>,
+    /// Running operations by id, with the sequence number of their start.
+    ops: HashMap<String, (u64, JoinHandle<()>)>,
 }
 
 impl Connection {
+    /// Writes one message; false when the client is gone or stopped reading.
     async fn send(&mut self, v: Value) -> bool {
-        self.socket
-            .send(Message::Text(v.to_string().into()))
-            .await
-            .is_ok()
+        let write = self.socket.send(Message::Text(v.to_string().into()));
+        matches!(tokio::time::timeout(SEND_TIMEOUT, write).await, Ok(Ok(())))
     }
 
     async fn close(&mut self, code: u16, reason: &str, metric: &str) {
@@ -181,17 +209,15 @@ impl Connection {
         while reason.len() > 123 {
             reason.pop();
         }
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
+        let close = self.socket.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })));
+        let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
     }
 
     async fn run(mut self, upfront: Upfront) {
-        let (principal, held, expires_at) = match self.authenticate(upfront).await {
+        let (principal, held, expires_at, raw) = match self.authenticate(upfront).await {
             Some(authenticated) => authenticated,
             None => return,
         };
@@ -200,17 +226,23 @@ impl Connection {
             self.close(4420, &reason, "too_many_connections").await;
             return;
         };
+        // Registered first, then checked against the database: a revocation
+        // before this check is seen by it, one after it signals the registration
+        // (the upgrade's credential may have been checked seconds ago, before
+        // a late connection_init).
+        if let Err(e) = recheck(&self.core, &raw).await {
+            self.close(4401, &close_reason(&e), "unauthenticated").await;
+            return;
+        }
         if !self.send(json!({ "type": "connection_ack" })).await {
             return;
         }
-        self.serve(principal, &mut registration, expires_at).await;
+        self.serve(principal, &mut registration, expires_at, raw)
+            .await;
     }
 
     /// Waits for `connection_init` and settles the credential; closes on failure.
-    async fn authenticate(
-        &mut self,
-        upfront: Upfront,
-    ) -> Option<(Principal, Held, Option<DateTime<Utc>>)> {
+    async fn authenticate(&mut self, upfront: Upfront) -> Option<Authenticated> {
         if let Upfront::Refused(e) = &upfront {
             let reason = close_reason(e);
             self.close(4401, &reason, "unauthenticated").await;
@@ -270,7 +302,7 @@ impl Connection {
                 "the authorization entry must be a string `Bearer <token>`",
                 true,
             )),
-            (None, Upfront::Principal(p, h, e)) => Ok((p, h, e)),
+            (None, Upfront::Principal(a)) => Ok(*a),
             (None, _) => Err(AppError::unauthenticated(
                 AuthReason::Missing,
                 "sign in, or send {\"authorization\": \"Bearer <token>\"} in connection_init",
@@ -294,7 +326,11 @@ impl Connection {
         principal: Principal,
         registration: &mut Registration,
         expires_at: Option<DateTime<Utc>>,
+        raw: Raw,
     ) {
+        let mut seq: u64 = 0;
+        let mut recheck_tick = tokio::time::interval(RECHECK_EVERY);
+        recheck_tick.tick().await;
         let (out_tx, mut out_rx) = mpsc::channel::<Out>(64);
         let session = matches!(principal.credential, Credential::Session { .. });
         let until_expiry =
@@ -307,6 +343,8 @@ impl Connection {
         let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
+                // The credential's end wins over anything else ready.
+                biased;
                 _ = registration.ended.changed() => {
                     let why = (*registration.ended.borrow()).unwrap_or(Ended::TokenRevoked);
                     let e = match why {
@@ -326,6 +364,12 @@ impl Connection {
                     self.end_all(&e).await;
                     return;
                 }
+                _ = recheck_tick.tick() => {
+                    if let Err(e) = recheck(&self.core, &raw).await {
+                        self.end_all(&e).await;
+                        return;
+                    }
+                }
                 _ = keepalive.tick() => {
                     if heard.elapsed() > interval * 2 {
                         self.close(4000, "no answer to keep-alive pings", "keepalive_timeout").await;
@@ -338,8 +382,11 @@ impl Connection {
                 out = out_rx.recv() => {
                     match out {
                         Some(Out::Send(v)) => if !self.send(v).await { return },
-                        Some(Out::Done(id)) => {
-                            if self.ops.remove(&id).is_some() {
+                        Some(Out::Done(id, done_seq)) => {
+                            // Only the operation that finished: the id may have
+                            // been reused since.
+                            if self.ops.get(&id).is_some_and(|(s, _)| *s == done_seq) {
+                                self.ops.remove(&id);
                                 self.core.metrics.ws_operations.fetch_sub(1, Ordering::Relaxed);
                             }
                         }
@@ -414,19 +461,27 @@ impl Connection {
                                     .data(self.core.clone())
                                     .data(principal.clone())
                                     .data(RequestMeta { ip: self.ip.clone() });
+                                if registration.ended.borrow().is_some() {
+                                    continue; // the next turn ends the connection
+                                }
+                                if expires_at.is_some_and(|at| at <= Utc::now()) {
+                                    continue; // the expiry arm ends it
+                                }
                                 self.core.metrics.ws_operations.fetch_add(1, Ordering::Relaxed);
                                 self.core.metrics.graphql_requests.fetch_add(1, Ordering::Relaxed);
+                                seq += 1;
                                 let task = tokio::spawn(run_operation(
                                     self.schema.clone(),
                                     request,
                                     id.clone(),
+                                    seq,
                                     out_tx.clone(),
                                 ));
-                                self.ops.insert(id, task);
+                                self.ops.insert(id, (seq, task));
                             }
                             "complete" => {
                                 if let Some(id) = m["id"].as_str() {
-                                    if let Some(task) = self.ops.remove(id) {
+                                    if let Some((_, task)) = self.ops.remove(id) {
                                         task.abort();
                                         self.core.metrics.ws_operations.fetch_sub(1, Ordering::Relaxed);
                                     }
@@ -448,14 +503,15 @@ impl Connection {
     async fn end_all(&mut self, e: &AppError) {
         let body = e.graphql_body();
         let ids: Vec<String> = self.ops.keys().cloned().collect();
+        // Stop every operation before writing anything.
+        for (_, (_, task)) in self.ops.drain() {
+            task.abort();
+            self.core
+                .metrics
+                .ws_operations
+                .fetch_sub(1, Ordering::Relaxed);
+        }
         for id in ids {
-            if let Some(task) = self.ops.remove(&id) {
-                task.abort();
-                self.core
-                    .metrics
-                    .ws_operations
-                    .fetch_sub(1, Ordering::Relaxed);
-            }
             let payload = body["errors"].clone();
             if !self
                 .send(json!({ "type": "error", "id": id, "payload": payload }))
@@ -470,7 +526,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for (_, op) in self.ops.drain() {
+        for (_, (_, op)) in self.ops.drain() {
             op.abort();
             self.core
                 .metrics
@@ -539,6 +595,7 @@ async fn run_operation(
     schema: AppSchema,
     request: async_graphql::Request,
     id: String,
+    seq: u64,
     out: mpsc::Sender<Out>,
 ) {
     let mut stream = schema.execute_stream(request);
@@ -558,12 +615,12 @@ async fn run_operation(
             return;
         }
         if request_error {
-            let _ = out.send(Out::Done(id)).await;
+            let _ = out.send(Out::Done(id, seq)).await;
             return;
         }
     }
     let _ = out
         .send(Out::Send(json!({ "type": "complete", "id": id })))
         .await;
-    let _ = out.send(Out::Done(id)).await;
+    let _ = out.send(Out::Done(id, seq)).await;
 }

@@ -51,22 +51,36 @@ pub async fn list(
         .await?)
 }
 
-/// Active tokens (not revoked) expiring after `from` and at or before `to`:
-/// their ids and owners.
+/// Active tokens (not revoked) expiring after `from` and at or before `to`
+/// that were issued for longer than `to - from` (a token that lives less is
+/// "expiring" from birth): their ids and owners.
 pub async fn expiring_between(
     db: &DatabaseConnection,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<(String, String)>, sea_orm::DbErr> {
     use sea_orm::QuerySelect;
-    access_token::Entity::find()
+    type Row = (
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    );
+    let rows: Vec<Row> = access_token::Entity::find()
         .select_only()
         .column(access_token::Column::Id)
         .column(access_token::Column::UserId)
+        .column(access_token::Column::CreatedAt)
+        .column(access_token::Column::ExpiresAt)
         .filter(access_token::Column::RevokedAt.is_null())
         .filter(access_token::Column::ExpiresAt.gt(from))
         .filter(access_token::Column::ExpiresAt.lte(to))
         .into_tuple()
         .all(db)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, created, expires)| expires.is_some_and(|e| e - *created > to - from))
+        .map(|(id, user, _, _)| (id, user))
+        .collect())
 }

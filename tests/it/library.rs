@@ -373,6 +373,34 @@ async fn required_scopes_is_the_least_set_a_document_needs(b: Backend) {
         assert_eq!(r.code(), "BAD_USER_INPUT", "{bad}: {}", r.body);
         assert!(r.message().contains(says), "{bad}: {}", r.body);
     }
+    // Fragments spread many times over are walked once each: 3^30 paths,
+    // answered at once.
+    let mut blowup = String::from("query { ...f0 } ");
+    for i in 0..30 {
+        blowup.push_str(&format!(
+            "fragment f{i} on Query {{ ...f{n} ...f{n} ...f{n} }} ",
+            n = i + 1
+        ));
+    }
+    blowup.push_str("fragment f30 on Query { me { id } }");
+    let r = app
+        .gql(
+            Auth::Cookie(&member),
+            "query($q: String!) { requiredScopes(query: $q) }",
+            json!({ "q": blowup }),
+        )
+        .await;
+    assert_eq!(r.data()["requiredScopes"], json!(["me:read"]), "{}", r.body);
+    // Run as a document itself, it is refused before any walk over it.
+    let r = app.gql(Auth::Cookie(&member), &blowup, json!({})).await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expands to"),
+        "{}",
+        r.body
+    );
     // Enough, and no more: a token with exactly the answer runs the document;
     // without one of them it is refused.
     let doc = "{ me { email } books { title } }";
