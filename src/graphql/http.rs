@@ -196,7 +196,7 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 
 /// async-graphql leaves a field that failed (a scope guard, a bad input) out of
 /// `data`; SPEC §3 wants it present as `null` beside the fields that resolved.
-fn null_failed_fields(response: &mut async_graphql::Response) {
+pub(crate) fn null_failed_fields(response: &mut async_graphql::Response) {
     use async_graphql::{PathSegment, Value};
     for error in &response.errors {
         let Some((PathSegment::Field(last), parents)) = error.path.split_last() else {

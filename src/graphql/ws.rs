@@ -244,6 +244,14 @@ impl Connection {
     /// Waits for `connection_init` and settles the credential; closes on failure.
     async fn authenticate(&mut self, upfront: Upfront) -> Option<Authenticated> {
         if let Upfront::Refused(e) = &upfront {
+            if let AppError::Unauthenticated { reason, .. } = e {
+                self.core.metrics.auth_failure(*reason);
+            }
+            if matches!(e, AppError::Internal(_)) {
+                e.log_if_internal();
+                self.close(1011, "internal error", "unauthenticated").await;
+                return None;
+            }
             let reason = close_reason(e);
             self.close(4401, &reason, "unauthenticated").await;
             return None;
@@ -287,8 +295,12 @@ impl Connection {
                 .map(|(_, v)| v.clone())
         });
         let result = match (from_init, upfront) {
-            (Some(Value::String(auth)), _) => match auth.strip_prefix("Bearer ") {
-                Some(token) if !token.is_empty() && !token.contains(char::is_whitespace) => {
+            (Some(Value::String(auth)), _) => match auth.split_once(' ') {
+                Some((scheme, token))
+                    if scheme.eq_ignore_ascii_case("bearer")
+                        && !token.is_empty()
+                        && !token.contains(char::is_whitespace) =>
+                {
                     by_token(&self.core, token).await
                 }
                 _ => Err(AppError::unauthenticated(
@@ -314,6 +326,11 @@ impl Connection {
             Err(e) => {
                 if let AppError::Unauthenticated { reason, .. } = &e {
                     self.core.metrics.auth_failure(*reason);
+                }
+                if matches!(e, AppError::Internal(_)) {
+                    e.log_if_internal();
+                    self.close(1011, "internal error", "unauthenticated").await;
+                    return None;
                 }
                 self.close(4401, &close_reason(&e), "unauthenticated").await;
                 None
@@ -609,6 +626,12 @@ async fn run_operation(
         let message = if request_error {
             json!({ "type": "error", "id": id, "payload": response.errors })
         } else {
+            // As over HTTP (SPEC §3): a failed field is present as null
+            // beside those that resolved (a refused subscription keeps `data: null`).
+            let mut response = response;
+            if matches!(response.data, async_graphql::Value::Object(_)) {
+                super::http::null_failed_fields(&mut response);
+            }
             json!({ "type": "next", "id": id, "payload": response })
         };
         if out.send(Out::Send(message)).await.is_err() {

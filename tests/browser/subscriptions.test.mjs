@@ -100,6 +100,10 @@ describe('GraphQL over WebSocket', () => {
   it('authenticates by connection_init, by Bearer header and by cookie, and pushes token events', async () => {
     const { token } = await issue(server.url, cookie, 'ws-init', ['tokens:read', 'me:read']);
     const byInit = connect(server.url, { init: { Authorization: `Bearer ${token}` } });
+    // The scheme in any case, as in the header.
+    const lower = connect(server.url, { init: { authorization: `bearer ${token}` } });
+    assert.deepEqual(await subscribe(lower, '{ me { email } }').next(), { data: { me: { email: ADMIN_EMAIL } } });
+    await lower.dispose();
     const byHeader = connect(server.url, { headers: { authorization: `Bearer ${token}` } });
     const byCookie = connect(server.url, { headers: { cookie, origin: server.url } });
     for (const client of [byInit, byHeader, byCookie]) {
@@ -163,6 +167,10 @@ describe('GraphQL over WebSocket', () => {
   it('applies scopes to subscription fields', async () => {
     const { token } = await issue(server.url, cookie, 'no-tokens-read', ['me:read']);
     const client = connect(server.url, { init: { authorization: `Bearer ${token}` } });
+    // A query: the refused field is null beside the one that resolved, as over HTTP.
+    const mixed = await subscribe(client, '{ me { email } accessTokens { id } }').next();
+    assert.deepEqual(mixed.data, { me: { email: ADMIN_EMAIL }, accessTokens: null });
+    assert.equal(mixed.errors[0].extensions.requiredScope, 'tokens:read');
     // As graphql-ws's own server does for a field error: a result with the
     // error (no data), then complete.
     const op = subscribe(client, 'subscription { accessTokenEvents { kind } }');
