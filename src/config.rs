@@ -56,6 +56,9 @@ pub struct ConfigArgs {
     #[arg(long, env = "TOKENGATE_ALLOW_NON_EXPIRING_TOKENS", num_args = 0..=1,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub allow_non_expiring_tokens: Option<bool>,
+    /// Most active named tokens one user or service account may hold.
+    #[arg(long, env = "TOKENGATE_MAX_TOKENS_PER_USER", global = true)]
+    pub max_tokens_per_user: Option<u32>,
     /// Mark cookies `Secure`; defaults to false on loopback, true elsewhere.
     #[arg(long, env = "TOKENGATE_SECURE_COOKIES", num_args = 0..=1,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
@@ -90,6 +93,7 @@ struct FileConfig {
     session_lifetime: Option<String>,
     max_token_lifetime: Option<String>,
     allow_non_expiring_tokens: Option<bool>,
+    max_tokens_per_user: Option<u32>,
     secure_cookies: Option<bool>,
     log_format: Option<LogFormat>,
     last_used_flush_interval: Option<String>,
@@ -151,6 +155,8 @@ pub struct Config {
     pub max_token_lifetime: Duration,
     /// Whether tokens may be issued without an expiry (default `false`).
     pub allow_non_expiring_tokens: bool,
+    /// Most active named tokens per user (`--max-tokens-per-user`, default 100).
+    pub max_tokens_per_user: u32,
     /// `None`: decided from the listen address.
     pub secure_cookies: Option<bool>,
     /// How log lines are written (default `Text`).
@@ -185,6 +191,7 @@ impl Default for Config {
             session_lifetime: Duration::from_secs(40 * 60),
             max_token_lifetime: Duration::from_secs(180 * 24 * 3600),
             allow_non_expiring_tokens: false,
+            max_tokens_per_user: 100,
             secure_cookies: None,
             log_format: LogFormat::Text,
             last_used_flush_interval: Duration::from_secs(15),
@@ -235,6 +242,10 @@ impl Config {
                 .allow_non_expiring_tokens
                 .or(file.allow_non_expiring_tokens)
                 .unwrap_or(d.allow_non_expiring_tokens),
+            max_tokens_per_user: args
+                .max_tokens_per_user
+                .or(file.max_tokens_per_user)
+                .unwrap_or(d.max_tokens_per_user),
             secure_cookies: args.secure_cookies.or(file.secure_cookies),
             log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
             last_used_flush_interval: args
@@ -344,6 +355,12 @@ impl Config {
                     "--issuer `{issuer}` is not an http(s) URL such as https://auth.example.com"
                 ));
             }
+        }
+        if !(1..=100_000).contains(&self.max_tokens_per_user) {
+            return Err(format!(
+                "--max-tokens-per-user {} is out of range: give 1 to 100000",
+                self.max_tokens_per_user
+            ));
         }
         Scopes::new(&self.scopes)?;
         Ok(())

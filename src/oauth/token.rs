@@ -124,6 +124,8 @@ async fn client_credentials_grant(
             client_id: Some(&account.client_id),
             grant: Grant::ClientCredentials,
             replace_same_name: account.single_active_token,
+            // Short-lived grant tokens are not capped (named tokens are).
+            cap: None,
             actor_id: Some(&account.user_id),
             ip: Some(ip),
         },
@@ -183,6 +185,7 @@ async fn token_exchange_grant(core: &Core, form: &Form, ip: &str) -> Result<Resp
             client_id: record.client_id.as_deref(),
             grant: Grant::TokenExchange,
             replace_same_name: false,
+            cap: None,
             actor_id: Some(&parent.user_id),
             ip: Some(ip),
         },

@@ -90,6 +90,7 @@ pub async fn issue_for(
             client_id: owner.client_id,
             grant: Grant::Api,
             replace_same_name: true,
+            cap: Some(core.config.max_tokens_per_user),
             actor_id: Some(&principal.user_id),
             ip,
         },
@@ -119,6 +120,8 @@ pub struct Mint<'a> {
     pub grant: Grant,
     /// Revoke the owner's active tokens of the same name (rotation).
     pub replace_same_name: bool,
+    /// Refuse when the owner would hold more active tokens than this.
+    pub cap: Option<u32>,
     /// Who is issuing it, for the audit event and `revoked_by` of replaced tokens.
     pub actor_id: Option<&'a str>,
     /// The client address, for the audit event.
@@ -158,6 +161,8 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let by = m.actor_id.map(str::to_owned);
     let name = m.name.to_owned();
     let replace = m.replace_same_name;
+    let cap = m.cap;
+    let owner_id = m.owner_id.to_owned();
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
     let (record, replaced) = core
@@ -172,6 +177,9 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 } else {
                     Vec::new()
                 };
+                if let Some(cap) = cap {
+                    check_cap(txn, &owner_id, cap, now).await?;
+                }
                 let record = record.insert(txn).await?;
                 // Wakes other processes' `accessTokenEvents` (PostgreSQL).
                 crate::core::revocations::notify(txn).await?;
@@ -211,4 +219,40 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     )
     .await;
     Ok(Issued { token, record })
+}
+
+/// Refuses a new token when its owner already holds `cap` active ones (after
+/// any rotation in the same transaction). On PostgreSQL the owner's row is
+/// locked first, so concurrent issues for one owner count one after another;
+/// SQLite transactions already write one at a time.
+async fn check_cap(
+    txn: &sea_orm::DatabaseTransaction,
+    owner_id: &str,
+    cap: u32,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        entity::user::Entity::find_by_id(owner_id)
+            .lock_exclusive()
+            .one(txn)
+            .await?;
+    }
+    let active = access_token::Entity::find()
+        .filter(access_token::Column::UserId.eq(owner_id))
+        .filter(access_token::Column::RevokedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(access_token::Column::ExpiresAt.is_null())
+                .add(access_token::Column::ExpiresAt.gt(now)),
+        )
+        .count(txn)
+        .await?;
+    if active >= u64::from(cap) {
+        return Err(AppError::BadInput(format!(
+            "this account already holds {active} active tokens, the most allowed is {cap} \
+             (--max-tokens-per-user): revoke one it no longer uses, or reuse a name to rotate"
+        )));
+    }
+    Ok(())
 }

@@ -29,6 +29,7 @@ both_backends!(
     database_holds_only_digests,
     last_used_is_batched_not_written_per_request,
     token_events_are_audited,
+    active_tokens_per_user_are_capped,
 );
 
 async fn seed_flow_issue_use_revoke(b: Backend) {
@@ -857,4 +858,86 @@ async fn acting_on_anothers_tokens_takes_the_admin_role_and_users_scopes(b: Back
     );
     assert!(!still_works(member_token).await);
     app.finish().await;
+}
+
+/// `--max-tokens-per-user`: the next named token past the cap is refused with
+/// the numbers and nothing changes; rotating under a taken name still works at
+/// the cap; revoking one makes room. Concurrent issues for one user stop at
+/// the cap too.
+async fn active_tokens_per_user_are_capped(b: Backend) {
+    let app = TestApp::start(b, |c| c.max_tokens_per_user = 3).await;
+    let cookie = app.sign_in_admin().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            app.issue(Auth::Cookie(&cookie), &format!("t{i}"), None, 3600)
+                .await
+                .1,
+        );
+    }
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let attempt = |name: &'static str| {
+        app.gql(
+            Auth::Cookie(&cookie),
+            "mutation($n: String, $e: Int) { updateAccessToken(name: $n, expirationTime: $e) { success } }",
+            json!({ "n": name, "e": exp }),
+        )
+    };
+    let r = attempt("t3").await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+    assert!(
+        r.message().contains("3 active tokens") && r.message().contains("most allowed is 3"),
+        "{}",
+        r.body
+    );
+    let listed = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ accessTokens { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed.data()["accessTokens"].as_array().unwrap().len(), 3);
+    // Rotation replaces, so it fits.
+    assert_eq!(
+        attempt("t0").await.data()["updateAccessToken"]["success"],
+        true
+    );
+    // Room after a revocation.
+    let r = app.revoke(Auth::Cookie(&cookie), &ids[1]).await;
+    assert_eq!(r.data()["revokeAccessToken"]["status"], "REVOKED");
+    assert_eq!(
+        attempt("t3").await.data()["updateAccessToken"]["success"],
+        true
+    );
+    // Ten at once, one slot left after another revocation: exactly one wins.
+    let r = app.revoke(Auth::Cookie(&cookie), &ids[2]).await;
+    assert_eq!(r.data()["revokeAccessToken"]["status"], "REVOKED");
+    let names = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
+    let results = futures_join_all(names.iter().map(|n| attempt(n))).await;
+    let won = results
+        .iter()
+        .filter(|r| r.data()["updateAccessToken"]["success"] == true)
+        .count();
+    assert_eq!(
+        won,
+        1,
+        "{:?}",
+        results.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let listed = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ accessTokens { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed.data()["accessTokens"].as_array().unwrap().len(), 3);
+    app.finish().await;
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    async_graphql::futures_util::future::join_all(futures).await
 }
