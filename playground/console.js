@@ -166,7 +166,7 @@
         cell(t.scopes.join(' '), 'Scopes'),
         cell(show(t.createdAt), 'Created'),
         cell(t.expiresAt ? show(t.expiresAt) : 'never', 'Expires'),
-        cell(t.lastUsedAt ? show(t.lastUsedAt) : 'never', 'Last used'),
+        cell(t.lastUsedAt ? show(t.lastUsedAt) + (t.lastUsedIp ? ` from ${t.lastUsedIp}` : '') : 'never', 'Last used'),
       );
       const status = cell(t.status.toLowerCase(), 'Status');
       status.className = `status-${t.status}`;
@@ -195,7 +195,7 @@
       const data = await graphql(
         `query Console($all: Boolean!) {
           me { email role }
-          accessTokens(includeInactive: $all) { id name scopes createdAt expiresAt lastUsedAt revokedAt status }
+          accessTokens(includeInactive: $all) { id name scopes createdAt expiresAt lastUsedAt lastUsedIp revokedAt status }
         }`,
         { all: showInactive.checked },
       );

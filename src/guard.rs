@@ -62,15 +62,22 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, AppError>> {
 
 /// A Bearer token's principal: from the cache when seen before (one SHA-256,
 /// one lookup, no JWT decoding, no database), else fully verified and cached.
-pub async fn token_principal(core: &Core, token: &str) -> Result<Principal, AppError> {
+pub async fn token_principal(
+    core: &Core,
+    token: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal, AppError> {
     let digest = sha256(token.as_bytes());
     if let Some(p) = core.credentials.get(Kind::Token, &digest) {
         if let Some(id) = p.token_id() {
-            core.last_used.touch(id, chrono::Utc::now());
+            core.last_used.touch(id, chrono::Utc::now(), ip);
         }
         return Ok(p);
     }
     let p = tokens::authenticate(core, token).await?;
+    if let (Some(id), Some(_)) = (p.token_id(), ip) {
+        core.last_used.touch(id, chrono::Utc::now(), ip);
+    }
     if let Credential::Token { expires_at, .. } = &p.credential {
         core.credentials
             .insert(Kind::Token, digest, p.clone(), *expires_at);
@@ -92,8 +99,17 @@ pub async fn session_principal(core: &Core, value: &str) -> Result<Principal, Ap
 
 /// Authenticates a request, counting refusals by reason.
 pub async fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Principal, AppError> {
+    authenticate_from(core, headers, None).await
+}
+
+/// [`authenticate`], noting `ip` as the token's last-used address.
+pub async fn authenticate_from(
+    core: &Core,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal, AppError> {
     let result = match bearer_token(headers) {
-        Some(Ok(token)) => token_principal(core, token).await,
+        Some(Ok(token)) => token_principal(core, token, ip).await,
         Some(Err(e)) => Err(e),
         None => match session_cookie(headers) {
             Some(value) => session_principal(core, value).await,

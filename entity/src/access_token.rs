@@ -27,6 +27,8 @@ pub struct Model {
     /// When a request last presented it, written in batches (so it may lag);
     /// `None` if never used.
     pub last_used_at: Option<DateTimeUtc>,
+    /// The peer address of that last use (written with `last_used_at`).
+    pub last_used_ip: Option<String>,
     /// When it was revoked; `None` while it is not. Set once, never cleared.
     pub revoked_at: Option<DateTimeUtc>,
     /// The user whose action revoked it (tokens exchanged from it carry the

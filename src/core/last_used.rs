@@ -4,6 +4,7 @@
 //! `MIN_WRITE_GAP` + the flush interval (a minute with the defaults).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ pub const MIN_WRITE_GAP: Duration = Duration::from_secs(45);
 
 #[derive(Default)]
 struct State {
-    /// Latest use not yet written, per token id.
-    pending: HashMap<String, DateTime<Utc>>,
+    /// Latest use not yet written, per token id, and the address it came from.
+    pending: HashMap<String, (DateTime<Utc>, Option<IpAddr>)>,
     /// When each token's last-used time was last written.
     written: HashMap<String, Instant>,
 }
@@ -32,13 +33,18 @@ pub struct LastUsed {
 }
 
 impl LastUsed {
-    /// Notes a use; costs one map insert.
-    pub fn touch(&self, token_id: &str, at: DateTime<Utc>) {
+    /// Notes a use (from `ip` when known); costs one map insert.
+    pub fn touch(&self, token_id: &str, at: DateTime<Utc>, ip: Option<IpAddr>) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match s.pending.get_mut(token_id) {
-            Some(t) => *t = at,
+            Some((t, known)) => {
+                *t = at;
+                if ip.is_some() {
+                    *known = ip;
+                }
+            }
             None => {
-                s.pending.insert(token_id.to_owned(), at);
+                s.pending.insert(token_id.to_owned(), (at, ip));
             }
         }
     }
@@ -52,7 +58,7 @@ impl LastUsed {
     /// when `force`, as at shutdown).
     pub async fn flush(&self, db: &DatabaseConnection, force: bool) {
         let now = Instant::now();
-        let due: Vec<(String, DateTime<Utc>)> = {
+        let due: Vec<(String, (DateTime<Utc>, Option<IpAddr>))> = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let State { pending, written } = &mut *s;
             written.retain(|_, at| now.duration_since(*at) < MIN_WRITE_GAP);
@@ -63,7 +69,7 @@ impl LastUsed {
                 .collect();
             ids.into_iter()
                 .map(|id| {
-                    let at = pending.remove(&id).unwrap_or_else(Utc::now);
+                    let at = pending.remove(&id).unwrap_or_else(|| (Utc::now(), None));
                     written.insert(id.clone(), now);
                     (id, at)
                 })
@@ -76,9 +82,16 @@ impl LastUsed {
         let result = db
             .transaction::<_, _, sea_orm::DbErr>(move |txn| {
                 Box::pin(async move {
-                    for (id, at) in due {
-                        access_token::Entity::update_many()
-                            .col_expr(access_token::Column::LastUsedAt, Expr::value(at))
+                    for (id, (at, ip)) in due {
+                        let mut update = access_token::Entity::update_many()
+                            .col_expr(access_token::Column::LastUsedAt, Expr::value(at));
+                        if let Some(ip) = ip {
+                            update = update.col_expr(
+                                access_token::Column::LastUsedIp,
+                                Expr::value(ip.to_string()),
+                            );
+                        }
+                        update
                             .filter(access_token::Column::Id.eq(id))
                             .exec(txn)
                             .await?;

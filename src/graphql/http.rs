@@ -112,7 +112,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let principal = match guard::authenticate(&core, &headers).await {
+    let principal = match guard::authenticate_from(&core, &headers, Some(peer.ip())).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -154,7 +154,7 @@ pub async fn get(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let principal = match guard::authenticate(&core, &headers).await {
+    let principal = match guard::authenticate_from(&core, &headers, Some(peer.ip())).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

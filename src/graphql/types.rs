@@ -44,6 +44,10 @@ impl AccessToken {
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_used_at
     }
+    /// The address that last used it (the peer of the connection), kept like `lastUsedAt`.
+    async fn last_used_ip(&self) -> Option<&str> {
+        self.0.last_used_ip.as_deref()
+    }
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }

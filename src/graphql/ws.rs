@@ -103,8 +103,12 @@ fn cross_site(headers: &HeaderMap) -> bool {
     host.is_empty() || !origin_host.eq_ignore_ascii_case(host)
 }
 
-async fn by_token(core: &Core, token: &str) -> Result<Authenticated, AppError> {
-    let principal = guard::token_principal(core, token).await?;
+async fn by_token(
+    core: &Core,
+    token: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Authenticated, AppError> {
+    let principal = guard::token_principal(core, token, ip).await?;
     let expires_at = match &principal.credential {
         Credential::Token { expires_at, .. } => *expires_at,
         _ => None,
@@ -143,7 +147,7 @@ pub async fn upgrade(
     ip: String,
 ) -> Response {
     let upfront = match guard::bearer_token(headers) {
-        Some(Ok(token)) => match by_token(&core, token).await {
+        Some(Ok(token)) => match by_token(&core, token, ip.parse().ok()).await {
             Ok(a) => Upfront::Principal(Box::new(a)),
             Err(e) => Upfront::Refused(e),
         },
@@ -301,7 +305,7 @@ impl Connection {
                         && !token.is_empty()
                         && !token.contains(char::is_whitespace) =>
                 {
-                    by_token(&self.core, token).await
+                    by_token(&self.core, token, self.ip.parse().ok()).await
                 }
                 _ => Err(AppError::unauthenticated(
                     AuthReason::Malformed,

@@ -151,6 +151,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         created_at: Set(now),
         expires_at: Set(m.expires_at),
         last_used_at: Set(None),
+        last_used_ip: Set(None),
         revoked_at: Set(None),
         revoked_by: Set(None),
         parent_id: Set(m.parent_id.map(str::to_owned)),

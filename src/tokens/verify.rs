@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult, AuthReason};
 pub async fn authenticate(core: &Core, presented: &str) -> AppResult<Principal> {
     let (principal, _) = check(core, presented).await?;
     if let Some(id) = principal.token_id() {
-        core.last_used.touch(id, Utc::now());
+        core.last_used.touch(id, Utc::now(), None);
     }
     Ok(principal)
 }

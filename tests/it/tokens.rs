@@ -670,9 +670,10 @@ async fn last_used_is_batched_not_written_per_request(b: Backend) {
     .await;
     let cookie = app.sign_in_admin().await;
     let (token, id) = app.issue(Auth::Cookie(&cookie), "busy", None, 3600).await;
-    let q = "query($id: ID!) { accessToken(id: $id) { lastUsedAt } }";
+    let q = "query($id: ID!) { accessToken(id: $id) { lastUsedAt lastUsedIp } }";
     let r = app.gql(Auth::Cookie(&cookie), q, json!({ "id": id })).await;
     assert!(r.data()["accessToken"]["lastUsedAt"].is_null());
+    assert!(r.data()["accessToken"]["lastUsedIp"].is_null());
     let before = app.state.last_used.writes();
     for _ in 0..30 {
         assert_eq!(app.me(Auth::Bearer(&token)).await.status, StatusCode::OK);
@@ -686,6 +687,8 @@ async fn last_used_is_batched_not_written_per_request(b: Backend) {
     )
     .unwrap();
     assert!((chrono::Utc::now() - last.with_timezone(&chrono::Utc)).num_seconds() < 60);
+    // The address it was used from, written with the time.
+    assert_eq!(r.data()["accessToken"]["lastUsedIp"], "127.0.0.1");
     // More use within the gap: no further write yet.
     for _ in 0..10 {
         app.me(Auth::Bearer(&token)).await;
