@@ -99,8 +99,11 @@ fn benches(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("guard");
     g.bench_function("token_warm", |b| {
-        b.to_async(&f.rt)
-            .iter(|| async { guard::token_principal(&f.app, &f.token, Some(std::net::Ipv4Addr::LOCALHOST.into())).await.unwrap() })
+        b.to_async(&f.rt).iter(|| async {
+            guard::token_principal(&f.app, &f.token, Some(std::net::Ipv4Addr::LOCALHOST.into()))
+                .await
+                .unwrap()
+        })
     });
     g.bench_function("token_cold_signature_and_database", |b| {
         b.to_async(&f.rt)

@@ -17,10 +17,13 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Transac
 /// Shortest gap between two writes of one token's last-used time.
 pub const MIN_WRITE_GAP: Duration = Duration::from_secs(45);
 
+/// A use: when, and from which address when known.
+type Use = (DateTime<Utc>, Option<IpAddr>);
+
 #[derive(Default)]
 struct State {
     /// Latest use not yet written, per token id, and the address it came from.
-    pending: HashMap<String, (DateTime<Utc>, Option<IpAddr>)>,
+    pending: HashMap<String, Use>,
     /// When each token's last-used time was last written.
     written: HashMap<String, Instant>,
 }
@@ -58,7 +61,7 @@ impl LastUsed {
     /// when `force`, as at shutdown).
     pub async fn flush(&self, db: &DatabaseConnection, force: bool) {
         let now = Instant::now();
-        let due: Vec<(String, (DateTime<Utc>, Option<IpAddr>))> = {
+        let due: Vec<(String, Use)> = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let State { pending, written } = &mut *s;
             written.retain(|_, at| now.duration_since(*at) < MIN_WRITE_GAP);
