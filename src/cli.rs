@@ -97,6 +97,15 @@ pub enum TokenCommand {
         /// The token's id, as `token list` shows it.
         id: String,
     },
+    /// Rotate a token by id: a new token with its name, scopes and length of
+    /// life is printed once; the old one works for the grace period, then is revoked.
+    Rotate {
+        /// The token's id, as `token list` shows it.
+        id: String,
+        /// How long the old token keeps working, such as 10m (at most 24h).
+        #[arg(long, default_value = "0s")]
+        grace: String,
+    },
 }
 
 /// `tokengate keys …`.
@@ -224,6 +233,33 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                     t.id, t.name, status, expires, scopes
                 );
             }
+        }
+        TokenCommand::Rotate { id, grace } => {
+            let grace = humantime::parse_duration(&grace)
+                .map_err(|e| anyhow!("--grace `{grace}` is not a duration like 10m or 1h: {e}"))?;
+            let row = tokens::find(&core.db, &id)
+                .await?
+                .ok_or_else(|| anyhow!("no token with id {id}"))?;
+            let owner = users::find(&core.db, &row.user_id)
+                .await?
+                .ok_or_else(|| anyhow!("the token's owner no longer exists"))?;
+            // The operator acts as the token's owner.
+            let principal = crate::auth::Principal {
+                user_id: owner.id.clone(),
+                role: owner.role,
+                scopes: core.scopes.of_role(owner.role),
+                credential: crate::auth::Credential::Operator,
+            };
+            let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+            let issued = tokens::rotate(&core, &principal, Some(&id), secs, None).await?;
+            eprintln!(
+                "rotated {} ({}) into {}; the old token works for {}; the new one is shown once:",
+                id,
+                issued.record.name,
+                issued.record.id,
+                humantime::format_duration(grace)
+            );
+            println!("{}", issued.token.expose());
         }
         TokenCommand::Revoke { id } => {
             let t = tokens::revoke_by_id(&core, &id).await?;

@@ -63,6 +63,8 @@ pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbEr
         .column(access_token::Column::Name)
         .column(access_token::Column::RevokedAt)
         .filter(access_token::Column::RevokedAt.gte(since))
+        // A rotated token in its grace period is revoked once it ends.
+        .filter(access_token::Column::RevokedAt.lte(Utc::now()))
         .into_tuple()
         .all(&core.db)
         .await?;

@@ -103,6 +103,35 @@ impl TokenMutation {
         })
     }
 
+    /// Rotates a token: a new one with the same name, scopes and length of
+    /// life, shown this once; the old one keeps working for `gracePeriod`
+    /// seconds (at most 86400) and is then revoked. With no `id`, the token in
+    /// use rotates itself. A token already rotated or revoked is refused.
+    #[graphql(directive = requires_scope::apply("tokens:write"))]
+    async fn rotate_access_token(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        #[graphql(default_with = "Some(0)")] grace_period: Option<i32>,
+    ) -> async_graphql::Result<UpdateAccessTokenPayload> {
+        let core = core_of(ctx).gql()?;
+        let issued = tokens::rotate(
+            core,
+            principal(ctx).gql()?,
+            id.as_ref().map(|i| i.as_str()),
+            i64::from(grace_period.unwrap_or(0)),
+            ip(ctx),
+        )
+        .await
+        .gql()?;
+        core.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        Ok(UpdateAccessTokenPayload {
+            success: true,
+            session_jwt: issued.token.expose().to_owned(),
+            access_token: AccessToken(issued.record),
+        })
+    }
+
     /// Revokes one of your tokens (administrators with `users:write`: anyone's).
     /// The very next request with it is refused.
     #[graphql(directive = requires_scope::apply("tokens:write"))]

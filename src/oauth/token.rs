@@ -126,6 +126,7 @@ async fn client_credentials_grant(
             replace_same_name: account.single_active_token,
             // Short-lived grant tokens are not capped (named tokens are).
             cap: None,
+            retire: None,
             actor_id: Some(&account.user_id),
             ip: Some(ip),
         },
@@ -186,6 +187,7 @@ async fn token_exchange_grant(core: &Core, form: &Form, ip: &str) -> Result<Resp
             grant: Grant::TokenExchange,
             replace_same_name: false,
             cap: None,
+            retire: None,
             actor_id: Some(&parent.user_id),
             ip: Some(ip),
         },

@@ -3,7 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use entity::access_token::{self, Grant};
-use sea_orm::{ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, Set, TransactionTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
 
 use super::jwt;
 use super::policy::{resolve_expiry, resolve_scopes, validate_name};
@@ -91,6 +95,7 @@ pub async fn issue_for(
             grant: Grant::Api,
             replace_same_name: true,
             cap: Some(core.config.max_tokens_per_user),
+            retire: None,
             actor_id: Some(&principal.user_id),
             ip,
         },
@@ -122,6 +127,9 @@ pub struct Mint<'a> {
     pub replace_same_name: bool,
     /// Refuse when the owner would hold more active tokens than this.
     pub cap: Option<u32>,
+    /// Rotation: this token (by id) is revoked at the given time, in the same
+    /// transaction; refused when it is already revoked or rotated.
+    pub retire: Option<(&'a str, DateTime<Utc>)>,
     /// Who is issuing it, for the audit event and `revoked_by` of replaced tokens.
     pub actor_id: Option<&'a str>,
     /// The client address, for the audit event.
@@ -163,6 +171,9 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let name = m.name.to_owned();
     let replace = m.replace_same_name;
     let cap = m.cap;
+    let retire = m.retire.map(|(id, at)| (id.to_owned(), at));
+    let rotating = retire.is_some();
+    let retired_by = m.actor_id.map(str::to_owned);
     let owner_id = m.owner_id.to_owned();
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
@@ -178,6 +189,23 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 } else {
                     Vec::new()
                 };
+                if let Some((old, at)) = retire {
+                    use chrono::SubsecRound;
+                    // Only a token not revoked and not already rotated: a second
+                    // rotation is refused and never touches the first's successor.
+                    let done = access_token::Entity::update_many()
+                        .col_expr(access_token::Column::RevokedAt, Expr::value(at.trunc_subsecs(6)))
+                        .col_expr(access_token::Column::RevokedBy, Expr::value(retired_by))
+                        .filter(access_token::Column::Id.eq(old.as_str()))
+                        .filter(access_token::Column::RevokedAt.is_null())
+                        .exec(txn)
+                        .await?;
+                    if done.rows_affected == 0 {
+                        return Err(AppError::BadInput(format!(
+                            "token {old} is already revoked or rotated; rotate its successor instead"
+                        )));
+                    }
+                }
                 if let Some(cap) = cap {
                     check_cap(txn, &owner_id, cap, now).await?;
                 }
@@ -200,7 +228,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         &core.db,
         Event {
             actor_id: m.actor_id,
-            action: if replaced.is_empty() {
+            action: if replaced.is_empty() && !rotating {
                 "token_issued"
             } else {
                 "token_rotated"
@@ -256,4 +284,73 @@ async fn check_cap(
         )));
     }
     Ok(())
+}
+
+/// The longest grace period a rotation may give the old token (SPEC §10).
+pub const MAX_GRACE_SECS: i64 = 86_400;
+
+/// `rotateAccessToken`: a new token with the rotated one's name, scopes and
+/// lifetime length; the old one keeps working for `grace_secs` and is then
+/// revoked (on every process: the revocation poll acts when that time comes).
+/// With no `id`, the token in use rotates itself.
+pub async fn rotate(
+    core: &Core,
+    principal: &Principal,
+    id: Option<&str>,
+    grace_secs: i64,
+    ip: Option<&str>,
+) -> AppResult<Issued> {
+    if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
+        return Err(AppError::BadInput(format!(
+            "gracePeriod must be between 0 and {MAX_GRACE_SECS} seconds"
+        )));
+    }
+    let id = match (id, principal.token_id()) {
+        (Some(id), _) => id.to_owned(),
+        (None, Some(own)) => own.to_owned(),
+        (None, None) => {
+            return Err(AppError::BadInput(
+                "give the id of the token to rotate (a session has no token of its own)".into(),
+            ))
+        }
+    };
+    let old = super::get_visible(&core.db, principal, &id, crate::auth::TokenAccess::Write).await?;
+    let now = Utc::now();
+    if super::status(&old, now) != super::Status::Active || old.revoked_at.is_some() {
+        return Err(AppError::BadInput(format!(
+            "token {id} is already revoked, rotated or expired; rotate its successor instead"
+        )));
+    }
+    let scopes = core.scopes.parse_stored(&old.scopes);
+    // The same length of life, from now.
+    let expires_at = match old.expires_at {
+        Some(exp) => Some(now + (exp - old.created_at)),
+        None => None,
+    };
+    let grace = chrono::Duration::seconds(grace_secs);
+    let issued = mint(
+        core,
+        Mint {
+            issued_at: now,
+            owner_id: &old.user_id,
+            name: &old.name,
+            scopes,
+            expires_at,
+            parent_id: old.parent_id.as_deref(),
+            client_id: old.client_id.as_deref(),
+            grant: old.grant,
+            replace_same_name: false,
+            cap: None,
+            retire: Some((&old.id, now + grace)),
+            actor_id: Some(&principal.user_id),
+            ip,
+        },
+    )
+    .await?;
+    if grace_secs == 0 {
+        core.on_token_revoked(&old.digest);
+    }
+    core.token_events
+        .publish(TokenChange::Rotated, &old.id, &old.user_id);
+    Ok(issued)
 }

@@ -32,6 +32,11 @@ pub async fn get_visible(
     Ok(token)
 }
 
+/// A token's record by id, whoever owns it (for the operator's CLI).
+pub async fn find(db: &DatabaseConnection, id: &str) -> AppResult<Option<access_token::Model>> {
+    Ok(access_token::Entity::find_by_id(id).one(db).await?)
+}
+
 /// Lists a user's tokens, newest first; only active ones unless asked.
 pub async fn list(
     db: &DatabaseConnection,
@@ -40,11 +45,17 @@ pub async fn list(
 ) -> AppResult<Vec<access_token::Model>> {
     let mut q = access_token::Entity::find().filter(access_token::Column::UserId.eq(owner_id));
     if !include_inactive {
-        q = q.filter(access_token::Column::RevokedAt.is_null()).filter(
-            Condition::any()
-                .add(access_token::Column::ExpiresAt.is_null())
-                .add(access_token::Column::ExpiresAt.gt(Utc::now())),
-        );
+        q = q
+            .filter(
+                Condition::any()
+                    .add(access_token::Column::RevokedAt.is_null())
+                    .add(access_token::Column::RevokedAt.gt(Utc::now())),
+            )
+            .filter(
+                Condition::any()
+                    .add(access_token::Column::ExpiresAt.is_null())
+                    .add(access_token::Column::ExpiresAt.gt(Utc::now())),
+            );
     }
     Ok(q.order_by_desc(access_token::Column::CreatedAt)
         .all(db)

@@ -13,8 +13,10 @@ use chrono::{DateTime, Utc};
 use entity::access_token;
 
 pub use entity::access_token::Grant;
-pub use issue::{issue, issue_for, mint, IssueRequest, Issued, Mint, Owner};
-pub use lookup::{expiring_between, get_visible, list};
+pub use issue::{
+    issue, issue_for, mint, rotate, IssueRequest, Issued, Mint, Owner, MAX_GRACE_SECS,
+};
+pub use lookup::{expiring_between, find, get_visible, list};
 pub use revoke::{revoke, revoke_by_id, revoke_record};
 pub use verify::{authenticate, check};
 
@@ -31,7 +33,8 @@ pub enum Status {
 
 /// The token's [`Status`] at `now`; revocation wins over expiry.
 pub fn status(t: &access_token::Model, now: DateTime<Utc>) -> Status {
-    if t.revoked_at.is_some() {
+    // A rotated token's revocation may lie ahead (its grace period).
+    if t.revoked_at.is_some_and(|r| r <= now) {
         Status::Revoked
     } else if t.expires_at.is_some_and(|e| e <= now) {
         Status::Expired

@@ -30,7 +30,14 @@ pub(super) async fn revoke_where(
         access_token::Entity::update_many()
             .col_expr(access_token::Column::RevokedAt, Expr::value(now))
             .col_expr(access_token::Column::RevokedBy, Expr::value(by.clone()))
-            .filter(filter.add(access_token::Column::RevokedAt.is_null()))
+            // Not revoked yet, or revoked only at the end of a grace period.
+            .filter(
+                filter.add(
+                    Condition::any()
+                        .add(access_token::Column::RevokedAt.is_null())
+                        .add(access_token::Column::RevokedAt.gt(now)),
+                ),
+            )
     };
     let just_revoked = |filter: Condition| {
         access_token::Entity::find().filter(filter.add(access_token::Column::RevokedAt.eq(now)))
@@ -95,7 +102,7 @@ pub async fn revoke_record(
     actor_id: Option<&str>,
     ip: Option<&str>,
 ) -> AppResult<access_token::Model> {
-    if token.revoked_at.is_some() {
+    if super::status(&token, Utc::now()) == super::Status::Revoked {
         return Ok(token);
     }
     let id = token.id.clone();

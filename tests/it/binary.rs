@@ -526,5 +526,36 @@ async fn cli_manages_users_tokens_and_keys(b: Backend) {
     let (ok, _, err) = cli(&["token", "revoke", "no-such-id"]);
     assert!(!ok);
     assert!(err.contains("no access token"), "{err}");
+
+    // Rotation from the shell: a fresh token rotated with no grace; the new
+    // one (printed once) works, the old one is refused within a second.
+    let (_, fresh, _) = cli(&[
+        "token",
+        "issue",
+        "--email",
+        "eve@example.com",
+        "--name",
+        "ci",
+        "--expires",
+        "30d",
+    ]);
+    let fresh = fresh.trim().to_owned();
+    let fresh_id = jwt_claims(&fresh)["jti"].as_str().unwrap().to_owned();
+    let (ok, rotated, err) = cli(&["token", "rotate", &fresh_id, "--grace", "0s"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("rotated") && err.contains("shown once"),
+        "{err}"
+    );
+    let rotated = rotated.trim().to_owned();
+    assert_eq!(jwt_claims(&rotated)["sub"], jwt_claims(&fresh)["sub"]);
+    assert_eq!(app.me(Auth::Bearer(&rotated)).await.status, StatusCode::OK);
+    let (r, _) = app
+        .refused_within(Auth::Bearer(&fresh), Duration::from_secs(1))
+        .await;
+    assert_eq!(r.reason(), "revoked");
+    let (ok, _, err) = cli(&["token", "rotate", &fresh_id]);
+    assert!(!ok);
+    assert!(err.contains("already revoked, rotated or expired"), "{err}");
     app.finish().await;
 }

@@ -30,6 +30,7 @@ both_backends!(
     last_used_is_batched_not_written_per_request,
     token_events_are_audited,
     active_tokens_per_user_are_capped,
+    rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period,
 );
 
 async fn seed_flow_issue_use_revoke(b: Backend) {
@@ -943,4 +944,104 @@ async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,
 ) -> Vec<F::Output> {
     async_graphql::futures_util::future::join_all(futures).await
+}
+
+const ROTATE: &str = "mutation($id: ID, $g: Int) { rotateAccessToken(id: $id, gracePeriod: $g) { sessionJwt accessToken { id name scopes } } }";
+
+/// SPEC §10: rotation gives a new token with the same name, scopes and length
+/// of life; the old one works through its grace period, then is refused; a
+/// rotated token cannot be rotated again (its successor untouched); with no
+/// id the token in use rotates itself.
+async fn rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period(b: Backend) {
+    let app = TestApp::start(b, |_| {}).await;
+    let cookie = app.sign_in_admin().await;
+    let scopes = ["me:read", "tokens:read", "tokens:write"];
+    let (old, old_id) = app
+        .issue(Auth::Cookie(&cookie), "deploy", Some(&scopes), 7200)
+        .await;
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            ROTATE,
+            json!({ "id": old_id, "g": 0 }),
+        )
+        .await;
+    let p = &r.data()["rotateAccessToken"];
+    assert_eq!(p["accessToken"]["name"], "deploy", "{}", r.body);
+    assert_eq!(p["accessToken"]["scopes"], json!(scopes));
+    let new = p["sessionJwt"].as_str().unwrap().to_owned();
+    let life = |t: &str| {
+        let c = jwt_claims(t);
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap()
+    };
+    assert!(
+        (life(&new) - life(&old)).abs() <= 1,
+        "{} vs {}",
+        life(&new),
+        life(&old)
+    );
+    // No grace: the old one is refused at once, the new one works.
+    let r = app.me(Auth::Bearer(&old)).await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "revoked")
+    );
+    assert_eq!(app.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
+    // Rotating the rotated one again is refused and leaves its successor alone.
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            ROTATE,
+            json!({ "id": old_id, "g": 0 }),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+    assert!(
+        r.message().contains("already revoked, rotated or expired"),
+        "{}",
+        r.body
+    );
+    assert_eq!(app.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
+
+    // Self-rotation with a grace period: the token in use keeps working, then stops.
+    let r = app.gql(Auth::Bearer(&new), ROTATE, json!({ "g": 2 })).await;
+    let newer = r.data()["rotateAccessToken"]["sessionJwt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .to_owned();
+    let started = std::time::Instant::now();
+    assert_eq!(app.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
+    // Listed as active while in grace; a second rotation of it is refused.
+    let r = app.gql(Auth::Bearer(&new), ROTATE, json!({ "g": 0 })).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.body);
+    let (r, _) = app
+        .refused_within(Auth::Bearer(&new), Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "revoked")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "refused before its grace ended"
+    );
+    assert_eq!(app.me(Auth::Bearer(&newer)).await.status, StatusCode::OK);
+
+    // Bad input: a session has no token of its own; the grace is bounded.
+    let r = app
+        .gql(Auth::Cookie(&cookie), ROTATE, json!({ "g": 0 }))
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let newer_id = jwt_claims(&newer)["jti"].as_str().unwrap().to_owned();
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            ROTATE,
+            json!({ "id": newer_id, "g": 86_401 }),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(r.message().contains("86400"), "{}", r.body);
+    assert_eq!(app.me(Auth::Bearer(&newer)).await.status, StatusCode::OK);
+    app.finish().await;
 }
