@@ -202,17 +202,21 @@ where
             ));
         }
     }
-    refuse_collisions::<TokengateQuery, Q>("Query")?;
-    refuse_collisions::<TokengateMutation, M>("Mutation")?;
-    let ours = subscription_field_names::<tokens::TokenSubscription>();
-    if let Some(taken) = subscription_field_names::<S>()
-        .into_iter()
-        .find(|f| ours.contains(f))
-    {
-        return Err(format!(
-            "the application's Subscription fields `{taken}` collide with tokengate's; rename them"
-        ));
-    }
+    refuse_collisions(
+        "Query",
+        &field_names::<TokengateQuery>(),
+        field_names::<Q>(),
+    )?;
+    refuse_collisions(
+        "Mutation",
+        &field_names::<TokengateMutation>(),
+        field_names::<M>(),
+    )?;
+    refuse_collisions(
+        "Subscription",
+        &subscription_field_names::<tokens::TokenSubscription>(),
+        subscription_field_names::<S>(),
+    )?;
     let shared = policy::SharedPolicy::default();
     // async-graphql panics when two Rust types take one GraphQL name (an
     // application's `User` beside tokengate's): report it as an error.
@@ -251,11 +255,15 @@ where
     })
 }
 
-/// Field names of an object type, from its registration alone.
-fn field_names<T: async_graphql::OutputType>() -> Vec<String> {
+/// Field names of the type `name` once `register` has registered it (an
+/// object or a subscription root), in a registry of their own.
+fn registered_fields(
+    name: &str,
+    register: impl FnOnce(&mut async_graphql::registry::Registry),
+) -> Vec<String> {
     let mut registry = async_graphql::registry::Registry::default();
-    T::create_type_info(&mut registry);
-    match registry.types.get(T::type_name().as_ref()) {
+    register(&mut registry);
+    match registry.types.get(name) {
         Some(async_graphql::registry::MetaType::Object { fields, .. }) => {
             fields.keys().cloned().collect()
         }
@@ -263,26 +271,22 @@ fn field_names<T: async_graphql::OutputType>() -> Vec<String> {
     }
 }
 
-/// Field names of a subscription root.
+fn field_names<T: ObjectType>() -> Vec<String> {
+    registered_fields(&T::type_name(), |r| {
+        T::create_type_info(r);
+    })
+}
+
 fn subscription_field_names<T: SubscriptionType>() -> Vec<String> {
-    let mut registry = async_graphql::registry::Registry::default();
-    T::create_type_info(&mut registry);
-    match registry.types.get(T::type_name().as_ref()) {
-        Some(async_graphql::registry::MetaType::Object { fields, .. }) => {
-            fields.keys().cloned().collect()
-        }
-        _ => Vec::new(),
-    }
+    registered_fields(&T::type_name(), |r| {
+        T::create_type_info(r);
+    })
 }
 
 /// A root field both tokengate and the application define would be served by
 /// one and described by the other: refused, naming it.
-fn refuse_collisions<Ours: ObjectType, Theirs: ObjectType>(root: &str) -> Result<(), String> {
-    let ours = field_names::<Ours>();
-    let taken: Vec<String> = field_names::<Theirs>()
-        .into_iter()
-        .filter(|f| ours.contains(f))
-        .collect();
+fn refuse_collisions(root: &str, ours: &[String], theirs: Vec<String>) -> Result<(), String> {
+    let taken: Vec<String> = theirs.into_iter().filter(|f| ours.contains(f)).collect();
     if taken.is_empty() {
         Ok(())
     } else {

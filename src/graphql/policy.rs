@@ -105,11 +105,21 @@ impl Requirement {
             .any(|all| all.iter().all(|s| held.contains(*s)))
     }
 
-    /// The first scope missing from the first alternative (for `requiredScope`).
-    fn first_missing(&self, held: ScopeSet) -> Option<Scope> {
-        self.0
+    /// `None` when `held` satisfies it; else the scope to name in
+    /// `requiredScope`: the first one missing from the first alternative.
+    fn refusal(&self, held: ScopeSet) -> Option<&'static str> {
+        if self.satisfied_by(held) {
+            return None;
+        }
+        let missing = self
+            .0
             .first()
-            .and_then(|all| all.iter().copied().find(|s| !held.contains(*s)))
+            .and_then(|all| all.iter().copied().find(|s| !held.contains(*s)));
+        Some(
+            missing
+                .or_else(|| self.least().next())
+                .map_or("", Scope::as_str),
+        )
     }
 
     /// The least privilege this field adds: its first alternative.
@@ -515,21 +525,15 @@ impl Extension for ScopeGuardExtension {
                 ));
             }
             for (name, pos) in fields {
-                if let Some(r) = policy.requirement(root, name) {
-                    if !r.satisfied_by(held) {
-                        let scope = r
-                            .first_missing(held)
-                            .or_else(|| r.least().next())
-                            .map_or("", Scope::as_str);
-                        let e = AppError::Forbidden { scope }.extend();
-                        return Err(ServerError {
-                            message: e.message,
-                            source: None,
-                            locations: vec![pos],
-                            path: vec![PathSegment::Field(name.to_owned())],
-                            extensions: e.extensions,
-                        });
-                    }
+                if let Some(scope) = policy.requirement(root, name).and_then(|r| r.refusal(held)) {
+                    let e = AppError::Forbidden { scope }.extend();
+                    return Err(ServerError {
+                        message: e.message,
+                        source: None,
+                        locations: vec![pos],
+                        path: vec![PathSegment::Field(name.to_owned())],
+                        extensions: e.extensions,
+                    });
                 }
             }
         }
@@ -549,11 +553,7 @@ impl Extension for ScopeGuardExtension {
             let held = ctx
                 .data_opt::<Principal>()
                 .map_or(ScopeSet::EMPTY, |p| p.scopes);
-            if !requirement.satisfied_by(held) {
-                let scope = requirement
-                    .first_missing(held)
-                    .or_else(|| requirement.least().next())
-                    .map_or("", Scope::as_str);
+            if let Some(scope) = requirement.refusal(held) {
                 return Err(refuse(&info, &AppError::Forbidden { scope }));
             }
         }
