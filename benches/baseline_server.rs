@@ -70,7 +70,7 @@ fn main() {
             ..Config::default()
         };
         let core = Arc::new(Core::open(config, addr).await.expect("core"));
-        let admin = tokengate::users::list(&core.db)
+        let admin = tokengate::users::list(&core.db, &Default::default())
             .await
             .unwrap()
             .into_iter()

@@ -35,3 +35,58 @@ pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) {
         tracing::error!(action = event.action, error = %e, "could not write audit event");
     }
 }
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Default)]
+pub struct Query<'a> {
+    /// How many events (1 to [`MAX_PAGE`]).
+    pub first: u64,
+    /// Only events older than this one (the previous page's last id).
+    pub before_id: Option<i64>,
+    /// Only this action.
+    pub action: Option<&'a str>,
+    /// Only events by this actor.
+    pub actor_id: Option<&'a str>,
+    /// `Some(user)`: only events that user did or that were about their
+    /// account (everyone but administrators with `users:read`).
+    pub visible_to: Option<&'a str>,
+}
+
+/// The largest page [`page`] answers.
+pub const MAX_PAGE: u64 = 500;
+
+/// Events matching `q`, newest first, and whether older ones remain. Paging
+/// by id (`before_id`) is stable while new events are written: a page never
+/// repeats or skips a committed event that was there when the first page was read.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    q: Query<'_>,
+) -> Result<(Vec<audit_event::Model>, bool), sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut find = audit_event::Entity::find();
+    if let Some(id) = q.before_id {
+        find = find.filter(audit_event::Column::Id.lt(id));
+    }
+    if let Some(action) = q.action {
+        find = find.filter(audit_event::Column::Action.eq(action));
+    }
+    if let Some(actor) = q.actor_id {
+        find = find.filter(audit_event::Column::ActorId.eq(actor));
+    }
+    if let Some(user) = q.visible_to {
+        find = find.filter(
+            Condition::any()
+                .add(audit_event::Column::ActorId.eq(user))
+                .add(audit_event::Column::Subject.eq(user)),
+        );
+    }
+    let first = q.first.clamp(1, MAX_PAGE);
+    let mut rows = find
+        .order_by_desc(audit_event::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok((rows, more))
+}

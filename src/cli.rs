@@ -219,7 +219,7 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                 "{:<36}  {:<20}  {:<8}  {:<25}  SCOPES",
                 "ID", "NAME", "STATUS", "EXPIRES"
             );
-            for t in tokens::list(&core.db, &user.id, all).await? {
+            for t in tokens::list(&core.db, &user.id, all, &Default::default()).await? {
                 let status = format!("{:?}", tokens::status(&t, now)).to_uppercase();
                 let expires = t
                     .expires_at

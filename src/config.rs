@@ -81,6 +81,36 @@ pub struct ConfigArgs {
     /// How often tokens entering their last day are looked for (`accessTokenEvents`' EXPIRING).
     #[arg(long, env = "TOKENGATE_EXPIRY_SCAN_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
     pub expiry_scan_interval: Option<Duration>,
+    /// Let webhooks target loopback, link-local and private addresses (tests, single-host setups).
+    #[arg(long, env = "TOKENGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS", num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub allow_private_webhook_targets: Option<bool>,
+    /// Before expiry, when `token.expiring` webhooks fire: durations, comma-separated (default 7d,1d).
+    #[arg(long, env = "TOKENGATE_TOKEN_EXPIRY_WARNINGS", value_parser = parse_durations, global = true)]
+    pub token_expiry_warnings: Option<Durations>,
+    /// How long a webhook receiver has to answer one delivery.
+    #[arg(long, env = "TOKENGATE_WEBHOOK_TIMEOUT", value_parser = parse_duration, global = true)]
+    pub webhook_timeout: Option<Duration>,
+    /// The first wait before retrying a failed delivery (doubled per attempt).
+    #[arg(long, env = "TOKENGATE_WEBHOOK_RETRY_BASE", value_parser = parse_duration, global = true, hide = true)]
+    pub webhook_retry_base: Option<Duration>,
+    /// How long after its event a delivery is retried before it is marked failed.
+    #[arg(long, env = "TOKENGATE_WEBHOOK_RETRY_FOR", value_parser = parse_duration, global = true, hide = true)]
+    pub webhook_retry_for: Option<Duration>,
+    /// How often the delivery worker looks for deliveries queued by other processes or due again.
+    #[arg(long, env = "TOKENGATE_WEBHOOK_POLL_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
+    pub webhook_poll_interval: Option<Duration>,
+}
+
+/// A list of durations, such as `--token-expiry-warnings 7d,1d`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durations(pub Vec<Duration>);
+
+fn parse_durations(s: &str) -> Result<Durations, String> {
+    s.split(',')
+        .map(|p| parse_duration(p.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Durations)
 }
 
 /// The TOML file's shape: the same names as the flags, with underscores.
@@ -101,6 +131,12 @@ struct FileConfig {
     key_reload_interval: Option<String>,
     ws_keepalive_interval: Option<String>,
     expiry_scan_interval: Option<String>,
+    allow_private_webhook_targets: Option<bool>,
+    token_expiry_warnings: Option<Vec<String>>,
+    webhook_timeout: Option<String>,
+    webhook_retry_base: Option<String>,
+    webhook_retry_for: Option<String>,
+    webhook_poll_interval: Option<String>,
     #[serde(default)]
     scopes: Vec<FileScope>,
 }
@@ -171,6 +207,18 @@ pub struct Config {
     pub ws_keepalive_interval: Duration,
     /// How often tokens entering their last day are looked for (`--expiry-scan-interval`).
     pub expiry_scan_interval: Duration,
+    /// Whether webhooks may target private addresses (`--allow-private-webhook-targets`).
+    pub allow_private_webhook_targets: bool,
+    /// How long before expiry `token.expiring` fires (default 7 days and 1 day).
+    pub token_expiry_warnings: Vec<Duration>,
+    /// How long a receiver has to answer (`--webhook-timeout`, default 10 seconds).
+    pub webhook_timeout: Duration,
+    /// The first retry's wait, doubled per attempt (default 5 seconds).
+    pub webhook_retry_base: Duration,
+    /// How long deliveries are retried (default a day).
+    pub webhook_retry_for: Duration,
+    /// How often the delivery worker polls (default 1 second).
+    pub webhook_poll_interval: Duration,
     /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
@@ -199,6 +247,15 @@ impl Default for Config {
             key_reload_interval: Duration::from_secs(60),
             ws_keepalive_interval: Duration::from_secs(15),
             expiry_scan_interval: Duration::from_secs(60),
+            allow_private_webhook_targets: false,
+            token_expiry_warnings: vec![
+                Duration::from_secs(7 * 24 * 3600),
+                Duration::from_secs(24 * 3600),
+            ],
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_base: Duration::from_secs(5),
+            webhook_retry_for: Duration::from_secs(24 * 3600),
+            webhook_poll_interval: Duration::from_secs(1),
             admin_email: None,
             admin_password: None,
             scopes: Vec::new(),
@@ -268,6 +325,34 @@ impl Config {
                 .expiry_scan_interval
                 .or(file_duration(&file.expiry_scan_interval)?)
                 .unwrap_or(d.expiry_scan_interval),
+            allow_private_webhook_targets: args
+                .allow_private_webhook_targets
+                .or(file.allow_private_webhook_targets)
+                .unwrap_or(d.allow_private_webhook_targets),
+            token_expiry_warnings: match (&args.token_expiry_warnings, &file.token_expiry_warnings) {
+                (Some(Durations(v)), _) => v.clone(),
+                (None, Some(v)) => v
+                    .iter()
+                    .map(|s| parse_duration(s))
+                    .collect::<Result<_, _>>()?,
+                (None, None) => d.token_expiry_warnings,
+            },
+            webhook_timeout: args
+                .webhook_timeout
+                .or(file_duration(&file.webhook_timeout)?)
+                .unwrap_or(d.webhook_timeout),
+            webhook_retry_base: args
+                .webhook_retry_base
+                .or(file_duration(&file.webhook_retry_base)?)
+                .unwrap_or(d.webhook_retry_base),
+            webhook_retry_for: args
+                .webhook_retry_for
+                .or(file_duration(&file.webhook_retry_for)?)
+                .unwrap_or(d.webhook_retry_for),
+            webhook_poll_interval: args
+                .webhook_poll_interval
+                .or(file_duration(&file.webhook_poll_interval)?)
+                .unwrap_or(d.webhook_poll_interval),
             admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -332,6 +417,30 @@ impl Config {
                 Duration::from_secs(DAY),
             ),
             (
+                "--webhook-timeout",
+                self.webhook_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(300),
+            ),
+            (
+                "--webhook-retry-base",
+                self.webhook_retry_base,
+                Duration::from_millis(10),
+                Duration::from_secs(3600),
+            ),
+            (
+                "--webhook-retry-for",
+                self.webhook_retry_for,
+                Duration::from_secs(1),
+                Duration::from_secs(7 * DAY),
+            ),
+            (
+                "--webhook-poll-interval",
+                self.webhook_poll_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(3600),
+            ),
+            (
                 "--ws-keepalive-interval",
                 self.ws_keepalive_interval,
                 Duration::from_millis(10),
@@ -361,6 +470,18 @@ impl Config {
                 "--max-tokens-per-user {} is out of range: give 1 to 100000",
                 self.max_tokens_per_user
             ));
+        }
+        if self.token_expiry_warnings.len() > 8
+            || self
+                .token_expiry_warnings
+                .iter()
+                .any(|w| *w < Duration::from_secs(60) || *w > Duration::from_secs(365 * DAY))
+        {
+            return Err(
+                "--token-expiry-warnings: give at most 8 durations, each from 1m to 365d, \
+                 such as 7d,1d"
+                    .into(),
+            );
         }
         Scopes::new(&self.scopes)?;
         Ok(())

@@ -92,3 +92,17 @@ impl<A: MigratorTrait + 'static> MigratorTrait for Both<A> {
         all
     }
 }
+
+/// A page of a listing that can grow without bound: at most `first` rows
+/// (all when `None`, as before listings took pages), after the row whose id
+/// is `after` (the last one of the page before).
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// How many rows; `None`: every remaining one.
+    pub first: Option<u64>,
+    /// The id of the previous page's last row.
+    pub after: Option<String>,
+}
+
+/// The largest `first` a listing accepts.
+pub const MAX_PAGE: u64 = 500;

@@ -30,6 +30,7 @@ pub mod telemetry;
 pub mod tokens;
 pub mod users;
 pub mod web;
+pub mod webhooks;
 
 pub use app::{App, AppState};
 pub use auth::scopes::ScopeDef;

@@ -34,6 +34,14 @@ pub struct Metrics {
     /// GraphQL operations running on WebSocket connections.
     pub ws_operations: AtomicI64,
     ws_closes: [AtomicU64; WS_CLOSES.len()],
+    /// Webhook attempts answered 2xx.
+    pub webhook_delivered: AtomicU64,
+    /// Webhook attempts failed and scheduled again.
+    pub webhook_retries: AtomicU64,
+    /// Webhook deliveries given up after their retries.
+    pub webhook_failed: AtomicU64,
+    /// Deliveries waiting in the outbox (all processes), as of the worker's last look.
+    pub webhook_pending: AtomicI64,
 }
 
 /// Why the server closed a WebSocket connection (the `reason` label).
@@ -132,6 +140,15 @@ impl Metrics {
             "WebSocket connections ended, by reason.",
             &closes,
         );
+        counter(
+            "tokengate_webhook_attempts_total",
+            "Webhook delivery attempts by this process, by outcome.",
+            &[
+                ("{outcome=\"delivered\"}".into(), get(&self.webhook_delivered)),
+                ("{outcome=\"retry\"}".into(), get(&self.webhook_retries)),
+                ("{outcome=\"failed\"}".into(), get(&self.webhook_failed)),
+            ],
+        );
         let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
@@ -148,6 +165,12 @@ impl Metrics {
             "tokengate_ws_operations",
             "Operations running on WebSocket connections.",
             self.ws_operations.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tokengate_webhook_deliveries_pending",
+            "Webhook deliveries waiting to be sent or retried.",
+            self.webhook_pending.load(Ordering::Relaxed),
         );
         out
     }

@@ -47,6 +47,7 @@ pub async fn start(
         tokio::spawn(crate::core::revocations::run(core.clone())),
         tokio::spawn(reload_keys(core.clone())),
         tokio::spawn(announce_expiring(core.clone())),
+        tokio::spawn(crate::webhooks::deliver::run(core.clone())),
     ];
     let router = app::router(state.clone());
     let handle = tokio::spawn(async move {
@@ -96,14 +97,18 @@ async fn reload_keys(core: Arc<Core>) {
 }
 
 /// Announces tokens entering their last day to `accessTokenEvents`
-/// subscribers, every `--expiry-scan-interval` (from the start, so tokens
-/// already in their last day are announced too).
+/// subscribers, and tokens entering a warning window or expiring to webhooks
+/// (`webhooks::expiry`), every `--expiry-scan-interval` (from the start, so
+/// tokens already inside a window are announced too).
 async fn announce_expiring(core: Arc<Core>) {
     let mut tick = tokio::time::interval(core.config.expiry_scan_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = chrono::Utc::now();
+        if let Err(e) = crate::webhooks::expiry::scan(&core, now).await {
+            tracing::warn!(error = %e, "could not scan for expiring tokens (webhooks)");
+        }
         let found = crate::tokens::expiring_between(
             &core.db,
             now,

@@ -121,12 +121,38 @@ pub async fn create(
     Ok((account, secret))
 }
 
-/// Every service account, disabled ones included, oldest first.
-pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<service_account::Model>> {
-    Ok(service_account::Entity::find()
+/// Every service account, disabled ones included, oldest first (by
+/// creation, then id); one [`Page`](crate::db::Page) of them.
+pub async fn list(
+    db: &DatabaseConnection,
+    page: &crate::db::Page,
+) -> AppResult<Vec<service_account::Model>> {
+    use sea_orm::{Condition, QuerySelect};
+    let mut q = service_account::Entity::find();
+    if let Some(after) = &page.after {
+        let last = service_account::Entity::find_by_id(after.as_str())
+            .one(db)
+            .await?
+            .ok_or_else(|| {
+                AppError::BadInput(format!("after: `{after}` is not the id of a service account"))
+            })?;
+        q = q.filter(
+            Condition::any()
+                .add(service_account::Column::CreatedAt.gt(last.created_at))
+                .add(
+                    Condition::all()
+                        .add(service_account::Column::CreatedAt.eq(last.created_at))
+                        .add(service_account::Column::UserId.gt(last.user_id)),
+                ),
+        );
+    }
+    let mut q = q
         .order_by_asc(service_account::Column::CreatedAt)
-        .all(db)
-        .await?)
+        .order_by_asc(service_account::Column::UserId);
+    if let Some(first) = page.first {
+        q = q.limit(first);
+    }
+    Ok(q.all(db).await?)
 }
 
 /// The service account whose backing user is `id`; `NotFound` if none.

@@ -89,14 +89,37 @@ pub async fn find(db: &DatabaseConnection, id: &str) -> AppResult<Option<user::M
     Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
-/// Every person, disabled ones included, oldest first; service accounts' identities
-/// are left out.
-pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<user::Model>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Role.ne(Role::Service))
+/// Every person, disabled ones included, oldest first (by creation, then
+/// id); service accounts' identities are left out; one
+/// [`Page`](crate::db::Page) of them.
+pub async fn list(db: &DatabaseConnection, page: &crate::db::Page) -> AppResult<Vec<user::Model>> {
+    use sea_orm::{Condition, QuerySelect};
+    let mut q = user::Entity::find().filter(user::Column::Role.ne(Role::Service));
+    if let Some(after) = &page.after {
+        let last = user::Entity::find_by_id(after.as_str())
+            .filter(user::Column::Role.ne(Role::Service))
+            .one(db)
+            .await?
+            .ok_or_else(|| {
+                AppError::BadInput(format!("after: `{after}` is not the id of a user"))
+            })?;
+        q = q.filter(
+            Condition::any()
+                .add(user::Column::CreatedAt.gt(last.created_at))
+                .add(
+                    Condition::all()
+                        .add(user::Column::CreatedAt.eq(last.created_at))
+                        .add(user::Column::Id.gt(last.id)),
+                ),
+        );
+    }
+    let mut q = q
         .order_by_asc(user::Column::CreatedAt)
-        .all(db)
-        .await?)
+        .order_by_asc(user::Column::Id);
+    if let Some(first) = page.first {
+        q = q.limit(first);
+    }
+    Ok(q.all(db).await?)
 }
 
 /// Checks an email and password. Unknown emails, disabled users and wrong

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sessions",
             "password",
             "audit",
+            "webhooks",
         ],
     ),
     ("guard", &["guard"]),

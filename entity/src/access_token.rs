@@ -40,6 +40,9 @@ pub struct Model {
     pub client_id: Option<String>,
     /// How it was issued. Exchanged tokens die with their parent.
     pub grant: Grant,
+    /// The smallest expiry-warning window already announced to webhooks, in
+    /// seconds; `Some(0)` once `token.expired` was; `None` before any.
+    pub expiry_notice: Option<i64>,
 }
 
 /// How a token was issued, stored as its name.

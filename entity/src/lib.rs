@@ -13,3 +13,6 @@ pub mod session;
 pub mod session_end;
 pub mod signing_key;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;
+pub mod webhook_event;

@@ -54,6 +54,8 @@ pub struct Core {
     pub live: live::LiveConnections,
     /// Token changes for `accessTokenEvents`, from this process and others.
     pub token_events: live::TokenEvents,
+    /// Wakes the webhook delivery worker when this process queues events.
+    pub webhook_wake: tokio::sync::Notify,
 }
 
 impl Core {
@@ -80,6 +82,7 @@ impl Core {
             scopes,
             live: Default::default(),
             token_events: Default::default(),
+            webhook_wake: Default::default(),
             config,
         })
     }

@@ -2,6 +2,7 @@
 //! and limits on depth, complexity and aliases. Built without any I/O, so
 //! `tokengate schema` runs anywhere.
 
+mod audit;
 pub mod http;
 mod limits;
 mod policy;
@@ -9,6 +10,7 @@ mod service_accounts;
 mod tokens;
 mod types;
 mod users;
+mod webhooks;
 pub mod ws;
 
 use std::future::Future;
@@ -16,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, MergedObject, Object, ObjectType, Schema,
+    Context, EmptyMutation, ID, EmptySubscription, MergedObject, Object, ObjectType, Schema,
     SubscriptionType,
 };
 
@@ -43,6 +45,8 @@ pub struct TokengateQuery(
     tokens::TokenQuery,
     service_accounts::ServiceAccountQuery,
     ScopeQuery,
+    audit::AuditQuery,
+    webhooks::WebhookQuery,
 );
 
 /// tokengate's own mutation fields.
@@ -50,6 +54,7 @@ pub struct TokengateQuery(
 pub struct TokengateMutation(
     tokens::TokenMutation,
     service_accounts::ServiceAccountMutation,
+    webhooks::WebhookMutation,
 );
 
 /// Queries: tokengate's token management and the application's own fields.
@@ -454,6 +459,20 @@ pub(crate) fn core_of<'a>(ctx: &'a Context<'_>) -> Result<&'a Core, AppError> {
     ctx.data::<Arc<Core>>()
         .map(Arc::as_ref)
         .map_err(|_| AppError::internal("GraphQL executed without the core"))
+}
+
+/// A listing's `first`/`after` arguments, checked.
+pub(crate) fn page(first: Option<i32>, after: Option<ID>) -> Result<crate::db::Page, AppError> {
+    let max = crate::db::MAX_PAGE;
+    let first = match first {
+        None => None,
+        Some(n) if n >= 1 && (n as u64) <= max => Some(n as u64),
+        Some(_) => return Err(AppError::BadInput(format!("first must be from 1 to {max}"))),
+    };
+    Ok(crate::db::Page {
+        first,
+        after: after.map(|a| a.0),
+    })
 }
 
 pub(crate) fn ip<'a>(ctx: &'a Context<'_>) -> Option<&'a str> {

@@ -61,8 +61,11 @@ impl ServiceAccountQuery {
     async fn service_accounts(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "At most this many (1 to 500); all when not given.")] first: Option<i32>,
+        #[graphql(desc = "The id of the previous page's last service account.")] after: Option<ID>,
     ) -> async_graphql::Result<Vec<ServiceAccount>> {
-        Ok(service_accounts::list(&core_of(ctx).gql()?.db)
+        let page = super::page(first, after).gql()?;
+        Ok(service_accounts::list(&core_of(ctx).gql()?.db, &page)
             .await
             .gql()?
             .into_iter()

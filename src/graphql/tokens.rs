@@ -33,14 +33,18 @@ impl TokenQuery {
             desc = "Administrators with `users:read`: another user's or service account's tokens."
         )]
         owner_id: Option<ID>,
+        #[graphql(desc = "At most this many (1 to 500); all when not given.")] first: Option<i32>,
+        #[graphql(desc = "The id of the previous page's last token.")] after: Option<ID>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
         let owner = owner_id.map_or_else(|| p.user_id.clone(), |id| id.0);
         may_act_on_tokens(p, &owner, TokenAccess::Read).gql()?;
+        let page = super::page(first, after).gql()?;
         let rows = tokens::list(
             &core_of(ctx).gql()?.db,
             &owner,
             include_inactive.unwrap_or(false),
+            &page,
         )
         .await
         .gql()?;

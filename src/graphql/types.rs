@@ -85,13 +85,17 @@ impl User {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
+        #[graphql(desc = "At most this many (1 to 500); all when not given.")] first: Option<i32>,
+        #[graphql(desc = "The id of the previous page's last token.")] after: Option<ID>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
         may_act_on_tokens(p, &self.0.id, TokenAccess::Read).gql()?;
+        let page = super::page(first, after).gql()?;
         let rows = tokens::list(
             &core_of(ctx).gql()?.db,
             &self.0.id,
             include_inactive.unwrap_or(false),
+            &page,
         )
         .await
         .gql()?;

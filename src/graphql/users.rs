@@ -1,6 +1,6 @@
 //! Queries about people: `me` and `users`.
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, Object, ID};
 
 use super::types::User;
 use super::{core_of, principal, requires_scope};
@@ -27,8 +27,14 @@ impl UserQuery {
 
     /// Every user (administrators).
     #[graphql(directive = requires_scope::apply("users:read"))]
-    async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        Ok(users::list(&core_of(ctx).gql()?.db)
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many (1 to 500); all when not given.")] first: Option<i32>,
+        #[graphql(desc = "The id of the previous page's last user.")] after: Option<ID>,
+    ) -> async_graphql::Result<Vec<User>> {
+        let page = super::page(first, after).gql()?;
+        Ok(users::list(&core_of(ctx).gql()?.db, &page)
             .await
             .gql()?
             .into_iter()

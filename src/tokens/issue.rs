@@ -18,6 +18,7 @@ use crate::auth::{Principal, ScopeSet};
 use crate::core::live::TokenChange;
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
+use crate::webhooks;
 
 /// What a caller asks for when issuing a token.
 #[derive(Debug, Default)]
@@ -165,6 +166,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         parent_id: Set(m.parent_id.map(str::to_owned)),
         client_id: Set(m.client_id.map(str::to_owned)),
         grant: Set(m.grant),
+        expiry_notice: Set(None),
     };
     let owner = m.owner_id.to_owned();
     let by = m.actor_id.map(str::to_owned);
@@ -172,8 +174,11 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let replace = m.replace_same_name;
     let cap = m.cap;
     let retire = m.retire.map(|(id, at)| (id.to_owned(), at));
+    let retire_id = retire.as_ref().map(|(id, _)| id.clone());
+    let retire_at = retire.clone();
     let rotating = retire.is_some();
     let retired_by = m.actor_id.map(str::to_owned);
+    let retired_by_again = retired_by.clone();
     let owner_id = m.owner_id.to_owned();
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
@@ -205,25 +210,49 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                             "token {old} is already revoked or rotated; rotate its successor instead"
                         )));
                     }
+                    // Tokens exchanged from it end with it, at the same moment.
+                    let children = Condition::all()
+                        .add(access_token::Column::ParentId.eq(old.as_str()))
+                        .add(access_token::Column::Grant.eq(Grant::TokenExchange));
+                    revoke_where(txn, children, at, retired_by_again).await?;
                 }
                 if let Some(cap) = cap {
                     check_cap(txn, &owner_id, cap, now).await?;
                 }
                 let record = record.insert(txn).await?;
+                // The outbox, in the same transaction (SPEC §10).
+                let mut data = webhooks::outbox::token_data(txn, &record).await?;
+                let previous: Vec<&str> = retire_id
+                    .iter()
+                    .map(String::as_str)
+                    .chain(replaced.iter().map(|t| t.id.as_str()))
+                    .collect();
+                let kind = if previous.is_empty() {
+                    "token.created"
+                } else {
+                    data["previousIds"] = serde_json::json!(previous);
+                    if let Some((_, at)) = retire_at {
+                        data["previousRevokedAt"] =
+                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+                    }
+                    "token.rotated"
+                };
+                webhooks::outbox::enqueue(txn, kind, data, now).await?;
                 // Wakes other processes' `accessTokenEvents` (PostgreSQL).
                 crate::core::revocations::notify(txn).await?;
                 Ok((record, replaced))
             })
         })
         .await?;
-    for (id, digest) in &replaced {
-        core.on_token_revoked(digest);
+    webhooks::outbox::wake(core);
+    for t in &replaced {
+        core.on_token_revoked(&t.digest);
         core.token_events
-            .publish(TokenChange::Rotated, id, &record.user_id);
+            .publish(TokenChange::Rotated, &t.id, &record.user_id);
     }
     core.token_events
         .publish(TokenChange::Created, &record.id, &record.user_id);
-    let replaced: Vec<&str> = replaced.iter().map(|(id, _)| id.as_str()).collect();
+    let replaced: Vec<&str> = replaced.iter().map(|t| t.id.as_str()).collect();
     audit::record(
         &core.db,
         Event {

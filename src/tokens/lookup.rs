@@ -37,12 +37,15 @@ pub async fn find(db: &DatabaseConnection, id: &str) -> AppResult<Option<access_
     Ok(access_token::Entity::find_by_id(id).one(db).await?)
 }
 
-/// Lists a user's tokens, newest first; only active ones unless asked.
+/// Lists a user's tokens, newest first (by creation, then id); only active
+/// ones unless asked; one [`Page`](crate::db::Page) of them.
 pub async fn list(
     db: &DatabaseConnection,
     owner_id: &str,
     include_inactive: bool,
+    page: &crate::db::Page,
 ) -> AppResult<Vec<access_token::Model>> {
+    use sea_orm::QuerySelect;
     let mut q = access_token::Entity::find().filter(access_token::Column::UserId.eq(owner_id));
     if !include_inactive {
         q = q
@@ -57,9 +60,33 @@ pub async fn list(
                     .add(access_token::Column::ExpiresAt.gt(Utc::now())),
             );
     }
-    Ok(q.order_by_desc(access_token::Column::CreatedAt)
-        .all(db)
-        .await?)
+    if let Some(after) = &page.after {
+        let last = access_token::Entity::find_by_id(after.as_str())
+            .filter(access_token::Column::UserId.eq(owner_id))
+            .one(db)
+            .await?
+            .ok_or_else(|| {
+                crate::AppError::BadInput(format!(
+                    "after: `{after}` is not the id of a token in this listing"
+                ))
+            })?;
+        q = q.filter(
+            Condition::any()
+                .add(access_token::Column::CreatedAt.lt(last.created_at))
+                .add(
+                    Condition::all()
+                        .add(access_token::Column::CreatedAt.eq(last.created_at))
+                        .add(access_token::Column::Id.lt(last.id)),
+                ),
+        );
+    }
+    let mut q = q
+        .order_by_desc(access_token::Column::CreatedAt)
+        .order_by_desc(access_token::Column::Id);
+    if let Some(first) = page.first {
+        q = q.limit(first);
+    }
+    Ok(q.all(db).await?)
 }
 
 /// Active tokens (not revoked) expiring after `from` and at or before `to`

@@ -14,15 +14,16 @@ use crate::auth::{Principal, TokenAccess};
 use crate::core::live::TokenChange;
 use crate::core::Core;
 use crate::error::{AppError, AppResult};
+use crate::webhooks;
 
 /// Revokes the active tokens matching `filter` and, transitively, the tokens
-/// exchanged from them. Returns every id revoked.
+/// exchanged from them. Returns every row revoked, as revoked.
 pub(super) async fn revoke_where(
     txn: &impl sea_orm::ConnectionTrait,
     filter: Condition,
     now: DateTime<Utc>,
     by: Option<String>,
-) -> Result<Vec<(String, Vec<u8>)>, sea_orm::DbErr> {
+) -> Result<Vec<access_token::Model>, sea_orm::DbErr> {
     use chrono::SubsecRound;
     // Stored times have microsecond precision; match them exactly below.
     let now = now.trunc_subsecs(6);
@@ -45,26 +46,20 @@ pub(super) async fn revoke_where(
     // Write first, then read what was written: SQLite takes its write lock at the
     // first statement instead of failing a read-to-write upgrade under load.
     revoke(filter.clone()).exec(txn).await?;
-    let mut revoked: Vec<(String, Vec<u8>)> = just_revoked(filter)
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.digest))
-        .collect();
-    let mut frontier: Vec<String> = revoked.iter().map(|(id, _)| id.clone()).collect();
+    let mut revoked: Vec<access_token::Model> = just_revoked(filter).all(txn).await?;
+    let mut frontier: Vec<String> = revoked.iter().map(|t| t.id.clone()).collect();
     while !frontier.is_empty() {
         let children = Condition::all()
             .add(access_token::Column::ParentId.is_in(frontier))
             .add(access_token::Column::Grant.eq(Grant::TokenExchange));
         revoke(children.clone()).exec(txn).await?;
-        let found: Vec<(String, Vec<u8>)> = just_revoked(children)
+        let found: Vec<access_token::Model> = just_revoked(children)
             .all(txn)
             .await?
             .into_iter()
-            .filter(|t| !revoked.iter().any(|(id, _)| *id == t.id))
-            .map(|t| (t.id, t.digest))
+            .filter(|t| !revoked.iter().any(|r| r.id == t.id))
             .collect();
-        frontier = found.iter().map(|(id, _)| id.clone()).collect();
+        frontier = found.iter().map(|t| t.id.clone()).collect();
         revoked.extend(found);
     }
     if !revoked.is_empty() {
@@ -113,22 +108,29 @@ pub async fn revoke_record(
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
-                Ok(revoke_where(
+                let revoked = revoke_where(
                     txn,
                     Condition::all().add(access_token::Column::Id.eq(id)),
                     now,
                     by,
                 )
-                .await?)
+                .await?;
+                // The outbox, in the same transaction: one event per token.
+                for t in &revoked {
+                    let data = webhooks::outbox::token_data(txn, t).await?;
+                    webhooks::outbox::enqueue(txn, "token.revoked", data, now).await?;
+                }
+                Ok(revoked)
             })
         })
         .await?;
-    for (id, digest) in &revoked {
-        core.on_token_revoked(digest);
+    webhooks::outbox::wake(core);
+    for t in &revoked {
+        core.on_token_revoked(&t.digest);
         core.token_events
-            .publish(TokenChange::Revoked, id, &token.user_id);
+            .publish(TokenChange::Revoked, &t.id, &token.user_id);
     }
-    let revoked: Vec<&str> = revoked.iter().map(|(id, _)| id.as_str()).collect();
+    let revoked: Vec<&str> = revoked.iter().map(|t| t.id.as_str()).collect();
     let token = access_token::Entity::find_by_id(token.id.as_str())
         .one(&core.db)
         .await?

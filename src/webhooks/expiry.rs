@@ -1,0 +1,130 @@
+//! The expiry scan: `token.expiring` when a named API token enters one of the
+//! warning windows (7 days and 1 day by default, `--token-expiry-warnings`),
+//! `token.expired` when it expires unrevoked. Run every
+//! `--expiry-scan-interval` from start-up, so tokens already inside a window
+//! when the server starts are announced too. Each announcement is marked on
+//! the token in the same transaction as its outbox event, by a conditional
+//! update: one process wins, and a window is announced once.
+//!
+//! Only the most urgent window is announced (a token found with 12 hours left
+//! gets the 1-day warning, not the 7-day one too), a window no shorter than
+//! the token's whole life is skipped, and client-credentials and exchanged
+//! tokens (short-lived, renewed by their clients) are not announced at all.
+//! Tokens that expired more than a day before a scan are not announced
+//! (a server started after a long stop does not flood receivers).
+
+use chrono::{DateTime, Utc};
+use entity::access_token::{self, Grant};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+
+use crate::core::Core;
+use crate::error::AppError;
+
+/// What the scan found and announced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// `token.expiring` events written.
+    pub expiring: usize,
+    /// `token.expired` events written.
+    pub expired: usize,
+}
+
+/// One pass of the scan.
+pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError> {
+    let windows: Vec<i64> = {
+        let mut w: Vec<i64> = core
+            .config
+            .token_expiry_warnings
+            .iter()
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4))
+            .collect();
+        w.sort_unstable();
+        w
+    };
+    let widest = windows.last().copied().unwrap_or(0);
+    let candidates = access_token::Entity::find()
+        .filter(access_token::Column::Grant.eq(Grant::Api))
+        .filter(access_token::Column::ExpiresAt.is_not_null())
+        .filter(access_token::Column::ExpiresAt.gt(now - chrono::Duration::days(1)))
+        .filter(access_token::Column::ExpiresAt.lte(now + chrono::Duration::seconds(widest)))
+        .filter(
+            Condition::any()
+                .add(access_token::Column::ExpiryNotice.is_null())
+                .add(access_token::Column::ExpiryNotice.gt(0)),
+        )
+        .all(&core.db)
+        .await?;
+    let mut out = Announced::default();
+    for token in candidates {
+        let Some(expires_at) = token.expires_at else {
+            continue;
+        };
+        let left = (expires_at - now).num_seconds();
+        let life = (expires_at - token.created_at).num_seconds();
+        let target = if expires_at <= now {
+            // Revoked before (or when) it expired: nothing expired.
+            if token.revoked_at.is_some_and(|r| r <= expires_at) {
+                continue;
+            }
+            0
+        } else {
+            if token.revoked_at.is_some_and(|r| r <= now) {
+                continue;
+            }
+            match windows.iter().find(|w| left <= **w && life > **w) {
+                Some(w) => *w,
+                None => continue,
+            }
+        };
+        if token.expiry_notice.is_some_and(|n| n <= target) {
+            continue;
+        }
+        let id = token.id.clone();
+        let won = core
+            .db
+            .transaction::<_, bool, AppError>(move |txn| {
+                Box::pin(async move {
+                    let marked = access_token::Entity::update_many()
+                        .col_expr(
+                            access_token::Column::ExpiryNotice,
+                            sea_orm::sea_query::Expr::value(target),
+                        )
+                        .filter(access_token::Column::Id.eq(id.as_str()))
+                        .filter(
+                            Condition::any()
+                                .add(access_token::Column::ExpiryNotice.is_null())
+                                .add(access_token::Column::ExpiryNotice.gt(target)),
+                        )
+                        .exec(txn)
+                        .await?;
+                    if marked.rows_affected == 0 {
+                        return Ok(false);
+                    }
+                    let mut data = super::outbox::token_data(txn, &token).await?;
+                    if target > 0 {
+                        data["expiresInSeconds"] = left.into();
+                        data["warningWindowSeconds"] = target.into();
+                    }
+                    let kind = if target == 0 {
+                        "token.expired"
+                    } else {
+                        "token.expiring"
+                    };
+                    super::outbox::enqueue(txn, kind, data, now).await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if won {
+            if target == 0 {
+                out.expired += 1;
+            } else {
+                out.expiring += 1;
+            }
+        }
+    }
+    if out != Announced::default() {
+        super::outbox::wake(core);
+    }
+    Ok(out)
+}

@@ -1,0 +1,99 @@
+//! The outbox: an event is written in the same transaction as the change it
+//! describes, with one delivery row per subscribed webhook, so a committed
+//! change is never without its event (and a rolled-back one never has one).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::{access_token, user, webhook, webhook_delivery, webhook_event};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, EntityTrait, NotSet, Set,
+};
+use serde_json::{json, Value};
+
+/// Queues `event_type` with `data` for every webhook subscribed to it, on the
+/// caller's transaction. Does nothing when none is.
+pub async fn enqueue(
+    txn: &impl ConnectionTrait,
+    event_type: &'static str,
+    data: Value,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let hooks: Vec<String> = webhook::Entity::find()
+        .all(txn)
+        .await?
+        .into_iter()
+        .filter(|w| w.events.split(' ').any(|e| e == event_type))
+        .map(|w| w.id)
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let payload = json!({
+        "type": event_type,
+        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": data,
+    });
+    let event = webhook_event::ActiveModel {
+        id: NotSet,
+        message_id: Set(format!("msg_{}", uuid::Uuid::now_v7().simple())),
+        event_type: Set(event_type.to_owned()),
+        payload: Set(payload.to_string()),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    let rows = hooks.into_iter().map(|webhook_id| webhook_delivery::ActiveModel {
+        id: NotSet,
+        event_id: Set(event.id),
+        webhook_id: Set(webhook_id),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        claimed_until: Set(None),
+        last_attempt_at: Set(None),
+        response_status: Set(None),
+        last_error: Set(None),
+        delivered_at: Set(None),
+        created_at: Set(now),
+    });
+    webhook_delivery::Entity::insert_many(rows).exec(txn).await?;
+    Ok(())
+}
+
+/// A token's fields for an event's `data`, with its owner's id and email:
+/// never its value or digest.
+pub async fn token_data(
+    txn: &impl ConnectionTrait,
+    token: &access_token::Model,
+) -> Result<Value, sea_orm::DbErr> {
+    let email = user::Entity::find_by_id(token.user_id.as_str())
+        .one(txn)
+        .await?
+        .map(|u| u.email);
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    Ok(json!({
+        "id": token.id,
+        "name": token.name,
+        "scopes": token.scopes.split_whitespace().collect::<Vec<_>>(),
+        "createdAt": time(Some(token.created_at)),
+        "expiresAt": time(token.expires_at),
+        "revokedAt": time(token.revoked_at),
+        "lastUsedAt": time(token.last_used_at),
+        "grant": grant_name(token.grant),
+        "clientId": token.client_id,
+        "owner": { "id": token.user_id, "email": email },
+    }))
+}
+
+fn grant_name(g: access_token::Grant) -> &'static str {
+    match g {
+        access_token::Grant::Api => "api",
+        access_token::Grant::ClientCredentials => "client_credentials",
+        access_token::Grant::TokenExchange => "token_exchange",
+    }
+}
+
+/// Wakes this process's delivery worker after a commit that queued events
+/// (other processes find them at their next poll).
+pub fn wake(core: &crate::core::Core) {
+    core.webhook_wake.notify_one();
+}
