@@ -179,7 +179,13 @@
         b.textContent = 'Revoke';
         b.setAttribute('aria-label', `Revoke token ${t.name}`);
         b.addEventListener('click', () => confirmRevoke(t, b));
-        actions.append(b);
+        const r = document.createElement('button');
+        r.type = 'button';
+        r.className = 'secondary';
+        r.textContent = 'Rotate';
+        r.setAttribute('aria-label', `Rotate token ${t.name}`);
+        r.addEventListener('click', () => confirmRotate(t, r));
+        actions.append(r, ' ', b);
       }
       tr.append(actions);
       tbody.append(tr);
@@ -364,6 +370,47 @@
       }
     };
     dialog.showModal();
+  }
+
+  // Rotate: a new token with the same name, scopes and length of life, shown
+  // once like a generated one; the old one keeps working for the chosen grace.
+  const rotateDialog = $('rotate-dialog');
+  function confirmRotate(token, button) {
+    $('rotate-text').textContent =
+      `A new token named "${token.name}" (${token.scopes.join(' ')}) replaces this one and is shown once. ` +
+      'Programs using the old token must switch to the new one before it stops working.';
+    rotateDialog.returnValue = '';
+    rotateDialog.onclose = async () => {
+      if (rotateDialog.returnValue !== 'rotate') {
+        (button.isConnected ? button : showInactive).focus();
+        return;
+      }
+      const grace = Number($('rotate-grace').value);
+      try {
+        const data = await graphql(
+          `mutation Rotate($id: ID!, $grace: Int) {
+            rotateAccessToken(id: $id, gracePeriod: $grace) { sessionJwt accessToken { id name } }
+          }`,
+          { id: token.id, grace },
+        );
+        const rotated = data.rotateAccessToken;
+        newTokenValue.value = rotated.sessionJwt;
+        $('new-token-name').textContent = `"${rotated.accessToken.name}"`;
+        copyStatus.textContent = '';
+        newTokenBox.hidden = false;
+        const until = grace
+          ? `The old one keeps working until ${formatter.format(new Date(Date.now() + grace * 1000))}.`
+          : 'The old one is refused from now on.';
+        showStatus(`Token "${rotated.accessToken.name}" rotated. ${until}`);
+        $('new-token-title').focus();
+        newTokenBox.scrollIntoView({ block: 'nearest' });
+        await load();
+      } catch (e) {
+        (button.isConnected ? button : showInactive).focus();
+        reportError(e);
+      }
+    };
+    rotateDialog.showModal();
   }
 
   showInactive.addEventListener('change', load);

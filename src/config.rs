@@ -329,7 +329,8 @@ impl Config {
                 .allow_private_webhook_targets
                 .or(file.allow_private_webhook_targets)
                 .unwrap_or(d.allow_private_webhook_targets),
-            token_expiry_warnings: match (&args.token_expiry_warnings, &file.token_expiry_warnings) {
+            token_expiry_warnings: match (&args.token_expiry_warnings, &file.token_expiry_warnings)
+            {
                 (Some(Durations(v)), _) => v.clone(),
                 (None, Some(v)) => v
                     .iter()

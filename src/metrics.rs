@@ -144,7 +144,10 @@ impl Metrics {
             "tokengate_webhook_attempts_total",
             "Webhook delivery attempts by this process, by outcome.",
             &[
-                ("{outcome=\"delivered\"}".into(), get(&self.webhook_delivered)),
+                (
+                    "{outcome=\"delivered\"}".into(),
+                    get(&self.webhook_delivered),
+                ),
                 ("{outcome=\"retry\"}".into(), get(&self.webhook_retries)),
                 ("{outcome=\"failed\"}".into(), get(&self.webhook_failed)),
             ],

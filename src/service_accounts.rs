@@ -134,7 +134,9 @@ pub async fn list(
             .one(db)
             .await?
             .ok_or_else(|| {
-                AppError::BadInput(format!("after: `{after}` is not the id of a service account"))
+                AppError::BadInput(format!(
+                    "after: `{after}` is not the id of a service account"
+                ))
             })?;
         q = q.filter(
             Condition::any()

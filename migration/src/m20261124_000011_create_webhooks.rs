@@ -66,7 +66,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Webhooks::Table)
-                    .col(ColumnDef::new(Webhooks::Id).string().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Webhooks::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Webhooks::Url).text().not_null())
                     .col(ColumnDef::new(Webhooks::Events).string().not_null())
                     .col(ColumnDef::new(Webhooks::Secret).string().not_null())
@@ -122,8 +127,16 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(WebhookDeliveries::WebhookId).string().not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::Status).string().not_null())
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::WebhookId)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::Status)
+                            .string()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(WebhookDeliveries::Attempts)
                             .integer()
@@ -145,7 +158,11 @@ impl MigrationTrait for Migration {
                             .timestamp_with_time_zone()
                             .null(),
                     )
-                    .col(ColumnDef::new(WebhookDeliveries::ResponseStatus).integer().null())
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::ResponseStatus)
+                            .integer()
+                            .null(),
+                    )
                     .col(ColumnDef::new(WebhookDeliveries::LastError).text().null())
                     .col(
                         ColumnDef::new(WebhookDeliveries::DeliveredAt)
@@ -202,7 +219,11 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(AccessTokens::Table)
-                    .add_column(ColumnDef::new(AccessTokens::ExpiryNotice).big_integer().null())
+                    .add_column(
+                        ColumnDef::new(AccessTokens::ExpiryNotice)
+                            .big_integer()
+                            .null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -232,7 +253,12 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for name in ["idx_audit_events_action", "idx_audit_events_actor"] {
             manager
-                .drop_index(Index::drop().name(name).table(AuditEvents::Table).to_owned())
+                .drop_index(
+                    Index::drop()
+                        .name(name)
+                        .table(AuditEvents::Table)
+                        .to_owned(),
+                )
                 .await?;
         }
         manager

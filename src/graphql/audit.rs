@@ -57,7 +57,7 @@ impl AuditQuery {
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50, desc = "How many (1 to 500).")] first: i32,
+        #[graphql(default_with = "Some(50)", desc = "How many (1 to 500).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the page before.")] after: Option<String>,
         #[graphql(desc = "Only this action, such as `token_revoked`.")] action: Option<String>,
         #[graphql(desc = "Only events by this user.")] actor_id: Option<ID>,
@@ -65,6 +65,7 @@ impl AuditQuery {
         let p = principal(ctx).gql()?;
         let core = core_of(ctx).gql()?;
         let max = audit::MAX_PAGE as i32;
+        let first = first.unwrap_or(50);
         if !(1..=max).contains(&first) {
             return Err(AppError::BadInput(format!("first must be from 1 to {max}"))).gql();
         }

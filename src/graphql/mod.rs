@@ -18,8 +18,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_graphql::{
-    Context, EmptyMutation, ID, EmptySubscription, MergedObject, Object, ObjectType, Schema,
-    SubscriptionType,
+    Context, EmptyMutation, EmptySubscription, MergedObject, Object, ObjectType, Schema,
+    SubscriptionType, ID,
 };
 
 use crate::auth::scopes::Scopes;

@@ -32,8 +32,9 @@ impl Webhook {
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, desc = "How many (1 to 100).")] first: i32,
+        #[graphql(default_with = "Some(20)", desc = "How many (1 to 100).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<WebhookDelivery>> {
+        let first = first.unwrap_or(20);
         if !(1..=100).contains(&first) {
             return Err(AppError::BadInput("first must be from 1 to 100".into())).gql();
         }
@@ -143,9 +144,15 @@ impl WebhookMutation {
         events: Vec<String>,
     ) -> async_graphql::Result<CreateWebhookPayload> {
         let p = admin(ctx)?;
-        let created = webhooks::create(core_of(ctx).gql()?, Some(&p.user_id), &url, &events, ip(ctx))
-            .await
-            .gql()?;
+        let created = webhooks::create(
+            core_of(ctx).gql()?,
+            Some(&p.user_id),
+            &url,
+            &events,
+            ip(ctx),
+        )
+        .await
+        .gql()?;
         Ok(CreateWebhookPayload {
             webhook: Webhook(created.webhook),
             secret: created.secret.expose().to_owned(),

@@ -136,6 +136,23 @@ fn console_html(app: &Core, principal: &Principal) -> String {
 </div>
 </form>
 </dialog>
+<dialog id="rotate-dialog" aria-labelledby="rotate-title" aria-describedby="rotate-text">
+<form method="dialog">
+<h2 id="rotate-title">Rotate this token?</h2>
+<p id="rotate-text"></p>
+<label for="rotate-grace">The old token keeps working for</label>
+<select id="rotate-grace" name="grace">
+<option value="0">no time: refuse it at once</option>
+<option value="300">5 minutes</option>
+<option value="3600" selected>1 hour</option>
+<option value="86400">1 day</option>
+</select>
+<div class="actions">
+<button type="submit" value="cancel" class="secondary" id="rotate-cancel" autofocus>Cancel</button>
+<button type="submit" value="rotate" id="rotate-confirm">Rotate</button>
+</div>
+</form>
+</dialog>
 <script src="{script}" defer></script>
 </body></html>"#,
         head = assets::head_links("style.css"),

@@ -49,7 +49,9 @@ pub fn sign(secret: &str, message_id: &str, timestamp: i64, body: &str) -> Optio
 pub fn backoff(base: Duration, attempts: i32) -> Duration {
     use rand::Rng;
     let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    let wait = base.saturating_mul(2u32.saturating_pow(exp)).min(MAX_BACKOFF);
+    let wait = base
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(MAX_BACKOFF);
     wait.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
 }
 
@@ -129,8 +131,10 @@ async fn claim(
     busy: &Mutex<HashMap<String, usize>>,
 ) -> Result<Vec<Job>, sea_orm::DbErr> {
     let now = Utc::now().trunc_subsecs(6);
+    // Long enough for an attempt to end (twice its timeout, and a margin),
+    // short enough that a dead worker's claims come back soon.
     let lease = now
-        + chrono::Duration::from_std(core.config.webhook_timeout + Duration::from_secs(30))
+        + chrono::Duration::from_std(core.config.webhook_timeout * 2 + Duration::from_secs(5))
             .unwrap_or(chrono::Duration::seconds(60));
     let full: Vec<String> = busy
         .lock()
@@ -226,7 +230,10 @@ async fn attempt(core: &Core, client: &reqwest::Client, job: Job) {
             webhook_delivery::Column::ResponseStatus,
             Expr::value(status.map(i32::from)),
         )
-        .col_expr(webhook_delivery::Column::LastError, Expr::value(error.clone()));
+        .col_expr(
+            webhook_delivery::Column::LastError,
+            Expr::value(error.clone()),
+        );
     if let Outcome::Delivered(_) = outcome {
         m.webhook_delivered.fetch_add(1, Ordering::Relaxed);
         update = update
@@ -236,8 +243,8 @@ async fn attempt(core: &Core, client: &reqwest::Client, job: Job) {
         let wait = backoff(core.config.webhook_retry_base, d.attempts);
         let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(2));
         let give_up = core.config.webhook_retry_for;
-        let deadline = d.created_at
-            + chrono::Duration::from_std(give_up).unwrap_or(chrono::Duration::days(1));
+        let deadline =
+            d.created_at + chrono::Duration::from_std(give_up).unwrap_or(chrono::Duration::days(1));
         if next > deadline {
             m.webhook_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -267,12 +274,11 @@ async fn attempt(core: &Core, client: &reqwest::Client, job: Job) {
 }
 
 async fn send(core: &Core, client: &reqwest::Client, job: &Job) -> Outcome {
-    let url = match super::check_url(&job.webhook.url, core.config.allow_private_webhook_targets)
-        .await
-    {
-        Ok(u) => u,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
+    let url =
+        match super::check_url(&job.webhook.url, core.config.allow_private_webhook_targets).await {
+            Ok(u) => u,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
     let timestamp = Utc::now().timestamp();
     let Some(signature) = sign(
         &job.webhook.secret,

@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::{access_token, user, webhook, webhook_delivery, webhook_event};
-use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, EntityTrait, NotSet, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, NotSet, Set};
 use serde_json::{json, Value};
 
 /// Queues `event_type` with `data` for every webhook subscribed to it, on the
@@ -41,21 +39,25 @@ pub async fn enqueue(
     }
     .insert(txn)
     .await?;
-    let rows = hooks.into_iter().map(|webhook_id| webhook_delivery::ActiveModel {
-        id: NotSet,
-        event_id: Set(event.id),
-        webhook_id: Set(webhook_id),
-        status: Set("pending".into()),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        claimed_until: Set(None),
-        last_attempt_at: Set(None),
-        response_status: Set(None),
-        last_error: Set(None),
-        delivered_at: Set(None),
-        created_at: Set(now),
-    });
-    webhook_delivery::Entity::insert_many(rows).exec(txn).await?;
+    let rows = hooks
+        .into_iter()
+        .map(|webhook_id| webhook_delivery::ActiveModel {
+            id: NotSet,
+            event_id: Set(event.id),
+            webhook_id: Set(webhook_id),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            claimed_until: Set(None),
+            last_attempt_at: Set(None),
+            response_status: Set(None),
+            last_error: Set(None),
+            delivered_at: Set(None),
+            created_at: Set(now),
+        });
+    webhook_delivery::Entity::insert_many(rows)
+        .exec(txn)
+        .await?;
     Ok(())
 }
 

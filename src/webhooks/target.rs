@@ -58,8 +58,8 @@ pub async fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
     if url.len() > MAX_URL_LEN {
         return Err(bad(&format!("longer than {MAX_URL_LEN} bytes")));
     }
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| bad(&format!("not an absolute http(s) URL ({e})")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| bad(&format!("not an absolute http(s) URL ({e})")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("give an absolute http:// or https:// URL"));
     }
@@ -76,9 +76,11 @@ pub async fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
     };
     if !allow_private {
         let refused = || {
-            bad("the target is a loopback, link-local or private address, which webhooks may \
+            bad(
+                "the target is a loopback, link-local or private address, which webhooks may \
                  not reach (server-side request forgery); a single-host setup can allow it \
-                 with --allow-private-webhook-targets")
+                 with --allow-private-webhook-targets",
+            )
         };
         match host {
             url::Host::Ipv4(v4) if is_private(IpAddr::V4(v4)) => return Err(refused()),
@@ -156,9 +158,19 @@ mod tests {
     #[test]
     fn private_ranges() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1", "::",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip} is private");
         }

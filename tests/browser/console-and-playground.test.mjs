@@ -314,6 +314,44 @@ describe('console', () => {
     assert.equal(refused.body.errors[0].extensions.reason, 'revoked');
   });
 
+  it('rotates a token: the new one shown once, the old one ended or kept for the grace', async () => {
+    await page.getByLabel('Show revoked and expired tokens').uncheck();
+    await page.getByLabel('Name').fill('rotate-me');
+    await page.getByRole('button', { name: 'Proceed' }).click();
+    await page.locator('#new-token').waitFor();
+    const old = await page.getByLabel(/^Token/).inputValue();
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+    const row = page.locator('#tokens tbody tr', { hasText: 'rotate-me' });
+    const dialog = page.getByRole('dialog', { name: 'Rotate this token?' });
+
+    // No grace: the old token is refused at once.
+    await row.getByRole('button', { name: 'Rotate token rotate-me' }).click();
+    await dialog.waitFor();
+    await dialog.getByLabel('The old token keeps working for').selectOption('0');
+    await dialog.getByRole('button', { name: 'Rotate' }).click();
+    await page.getByText('Token "rotate-me" rotated. The old one is refused from now on.').waitFor();
+    const fresh = await page.getByLabel(/^Token/).inputValue();
+    assert.match(fresh, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.notEqual(fresh, old);
+    const refused = await api('{ me { email } }', { token: old });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.body.errors[0].extensions.reason, 'revoked');
+    assert.equal((await api('{ me { email } }', { token: fresh })).status, 200);
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+    assert.equal(await page.locator('#tokens tbody tr', { hasText: 'rotate-me' }).count(), 1);
+
+    // An hour's grace: both work meanwhile; rotating the old one again is refused.
+    await row.getByRole('button', { name: 'Rotate token rotate-me' }).click();
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Rotate' }).click();
+    await page.getByText(/Token "rotate-me" rotated\. The old one keeps working until/).waitFor();
+    const third = await page.getByLabel(/^Token/).inputValue();
+    assert.notEqual(third, fresh);
+    assert.equal((await api('{ me { email } }', { token: fresh })).status, 200);
+    assert.equal((await api('{ me { email } }', { token: third })).status, 200);
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+  });
+
   it('reads at 400 px', async () => {
     await page.setViewportSize({ width: 400, height: 900 });
     await page.reload();

@@ -15,13 +15,13 @@ use crate::{both_backends, single};
 const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 
 /// A `tokengate serve` child process.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn serve(db_url: &str, envs: &[(&str, &str)], args: &[&str]) -> Served {
+pub(crate) fn serve(db_url: &str, envs: &[(&str, &str)], args: &[&str]) -> Served {
     let mut cmd = Command::new(BIN);
     cmd.args(["--listen", "127.0.0.1:0", "--database-url", db_url])
         .args(args)
@@ -58,8 +58,18 @@ fn serve(db_url: &str, envs: &[(&str, &str)], args: &[&str]) -> Served {
 }
 
 impl Served {
+    /// Sends SIGKILL: the process ends at once, mid-whatever it was doing.
+    pub(crate) fn kill9(mut self) {
+        Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = self.child.wait();
+        let _ = self.stderr.join();
+    }
+
     /// Sends SIGTERM, expects a clean exit, returns everything it wrote.
-    fn terminate(mut self) -> String {
+    pub(crate) fn terminate(mut self) -> String {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

@@ -4,6 +4,7 @@
 mod harness;
 mod support;
 
+mod audit;
 mod binary;
 mod cache;
 mod deployment;
@@ -12,9 +13,11 @@ mod library;
 mod oauth;
 mod sign_in;
 mod tokens;
+mod webhooks;
 
 fn main() -> std::process::ExitCode {
     harness::main(&[
+        audit::BOTH_BACKENDS,
         binary::SINGLE,
         binary::BOTH_BACKENDS,
         cache::BOTH_BACKENDS,
@@ -25,5 +28,7 @@ fn main() -> std::process::ExitCode {
         oauth::BOTH_BACKENDS,
         sign_in::BOTH_BACKENDS,
         tokens::BOTH_BACKENDS,
+        webhooks::SINGLE,
+        webhooks::BOTH_BACKENDS,
     ])
 }

@@ -14,6 +14,7 @@ both_backends!(
     disabling_a_service_account_refuses_its_tokens_and_secret,
     rotating_the_secret_retires_the_old_one,
     token_exchange_caps_scope_and_lifetime_and_dies_with_its_parent,
+    exchanged_tokens_end_with_a_parent_rotated_with_grace,
     revocation_endpoint_follows_rfc_7009,
     introspection_reports_active_then_inactive,
     admins_issue_named_tokens_for_service_accounts,
@@ -748,5 +749,60 @@ async fn interop_with_a_third_party_oauth_client(b: Backend) {
     let result: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(result["me"]["id"], c.id.as_str());
     assert_eq!(result["token_type"], "Bearer");
+    app.finish().await;
+}
+
+/// A token exchanged from one rotated with a grace period works through the
+/// grace and ends with its parent, not before and not never.
+async fn exchanged_tokens_end_with_a_parent_rotated_with_grace(b: Backend) {
+    let app = TestApp::start(b, |_| {}).await;
+    let cookie = app.sign_in_admin().await;
+    let (parent, parent_id) = app
+        .issue(
+            Auth::Cookie(&cookie),
+            "deploy",
+            Some(&["me:read", "tokens:read"]),
+            3600,
+        )
+        .await;
+    let (status, _, body) = post_form(
+        &app,
+        "/oauth2/token",
+        None,
+        &[
+            ("grant_type", EXCHANGE),
+            ("subject_token", &parent),
+            ("subject_token_type", ACCESS_TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let child = body["access_token"].as_str().unwrap().to_owned();
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "mutation($id: ID) { rotateAccessToken(id: $id, gracePeriod: 2) { sessionJwt } }",
+            json!({ "id": parent_id }),
+        )
+        .await;
+    assert!(r.body["errors"].is_null(), "{}", r.body);
+    let started = std::time::Instant::now();
+    assert_eq!(app.me(Auth::Bearer(&child)).await.status, StatusCode::OK);
+    let (r, _) = app
+        .refused_within(Auth::Bearer(&child), std::time::Duration::from_secs(6))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "revoked"),
+        "the exchanged token ends with its parent"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "not before the grace ends"
+    );
+    assert_eq!(
+        app.me(Auth::Bearer(&parent)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     app.finish().await;
 }
