@@ -133,19 +133,24 @@
     return td;
   }
 
-  // The Revoke button of the token `id` as the list is now (a refresh replaces the rows).
-  const revokeButtonFor = (id) =>
-    [...tbody.querySelectorAll('tr[data-token-id]')].find((tr) => tr.dataset.tokenId === id)?.querySelector('button') ||
-    null;
+  // The button (`Revoke` or `Rotate`) of the token `id` as the list is now
+  // (a refresh replaces the rows).
+  const buttonFor = (id, action = 'Revoke') => {
+    const tr = [...tbody.querySelectorAll('tr[data-token-id]')].find((r) => r.dataset.tokenId === id);
+    return (tr && [...tr.querySelectorAll('button')].find((b) => b.textContent === action)) || null;
+  };
+  const revokeButtonFor = (id) => buttonFor(id, 'Revoke');
 
   // Redraws the list. The keyboard focus, when it was on a row's button, goes
-  // back to that token's button; when that token left the list (revoked
-  // elsewhere), to the "show revoked" checkbox just above it.
+  // back to the same button of that token; when that token left the list
+  // (revoked elsewhere), to the "show revoked" checkbox just above it.
   function render() {
-    const focused = tbody.contains(document.activeElement) ? document.activeElement.closest('tr') : null;
+    const active = document.activeElement;
+    const focused = tbody.contains(active) ? active.closest('tr') : null;
     const focusedId = focused ? focused.dataset.tokenId : null;
+    const action = focused ? active.textContent : null;
     fillRows();
-    if (focusedId) (revokeButtonFor(focusedId) || showInactive).focus();
+    if (focusedId) (buttonFor(focusedId, action) || showInactive).focus();
   }
 
   function fillRows() {
@@ -380,9 +385,10 @@
       `A new token named "${token.name}" (${token.scopes.join(' ')}) replaces this one and is shown once. ` +
       'Programs using the old token must switch to the new one before it stops working.';
     rotateDialog.returnValue = '';
+    $('rotate-grace').value = '3600';
     rotateDialog.onclose = async () => {
       if (rotateDialog.returnValue !== 'rotate') {
-        (button.isConnected ? button : showInactive).focus();
+        (button.isConnected ? button : buttonFor(token.id, 'Rotate') || showInactive).focus();
         return;
       }
       const grace = Number($('rotate-grace').value);
@@ -406,7 +412,7 @@
         newTokenBox.scrollIntoView({ block: 'nearest' });
         await load();
       } catch (e) {
-        (button.isConnected ? button : showInactive).focus();
+        (button.isConnected ? button : buttonFor(token.id, 'Rotate') || showInactive).focus();
         reportError(e);
       }
     };

@@ -350,6 +350,12 @@ describe('console', () => {
     assert.equal((await api('{ me { email } }', { token: fresh })).status, 200);
     assert.equal((await api('{ me { email } }', { token: third })).status, 200);
     await page.getByRole('button', { name: 'I have copied it' }).click();
+    // Tidy up for the tests after: no active rotate-me token.
+    const cookie = await sessionCookie(context);
+    const { body } = await api('{ accessTokens { id name } }', { cookie });
+    for (const t of body.data.accessTokens.filter((t) => t.name === 'rotate-me')) {
+      await api('mutation($id: ID!) { revokeAccessToken(id: $id) { id } }', { cookie, variables: { id: t.id } });
+    }
   });
 
   it('reads at 400 px', async () => {

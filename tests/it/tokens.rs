@@ -31,6 +31,7 @@ both_backends!(
     token_events_are_audited,
     active_tokens_per_user_are_capped,
     rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period,
+    a_grace_period_ends_on_every_process,
 );
 
 async fn seed_flow_issue_use_revoke(b: Backend) {
@@ -1044,4 +1045,59 @@ async fn rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period(b:
     assert!(r.message().contains("86400"), "{}", r.body);
     assert_eq!(app.me(Auth::Bearer(&newer)).await.status, StatusCode::OK);
     app.finish().await;
+}
+
+/// Rotated with a grace period on one process, the old token keeps working
+/// on another sharing the database (which has it cached) until the grace
+/// ends, and is refused there too within the poll's reach after that.
+async fn a_grace_period_ends_on_every_process(b: Backend) {
+    let a = TestApp::start(b, |_| {}).await;
+    let mut config = a.config.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let other = TestApp::start_on(a.db.shared(), config).await;
+    let cookie = a.sign_in_admin().await;
+    let (old, old_id) = a.issue(Auth::Cookie(&cookie), "deploy", None, 3600).await;
+    // Cached as valid on the other process.
+    assert_eq!(other.me(Auth::Bearer(&old)).await.status, StatusCode::OK);
+    let r = a
+        .gql(
+            Auth::Cookie(&cookie),
+            ROTATE,
+            json!({ "id": old_id, "g": 2 }),
+        )
+        .await;
+    let new = r.data()["rotateAccessToken"]["sessionJwt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .to_owned();
+    let rotated = std::time::Instant::now();
+    assert_eq!(
+        other.me(Auth::Bearer(&old)).await.status,
+        StatusCode::OK,
+        "in grace"
+    );
+    assert_eq!(other.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
+    let (r, _) = other
+        .refused_within(Auth::Bearer(&old), Duration::from_secs(6))
+        .await;
+    assert_eq!(
+        (r.status, r.reason()),
+        (StatusCode::UNAUTHORIZED, "revoked")
+    );
+    let waited = rotated.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "refused before its grace ended: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "the end reached the other process late: {waited:?}"
+    );
+    assert_eq!(
+        a.me(Auth::Bearer(&old)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(other.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
+    other.finish().await;
+    a.finish().await;
 }
