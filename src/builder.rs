@@ -177,6 +177,19 @@ where
     pub fn prepare(self, mut config: Config) -> anyhow::Result<(Config, AppSchema)> {
         let mut scopes = self.scopes;
         scopes.append(&mut config.scopes);
+        // Gateway mode: every scope the upstream's configuration names is
+        // declared (administrators hold it), unless declared already.
+        if let Some(upstream) = &config.upstream {
+            let builtin = Scopes::new(&[]).map_err(anyhow::Error::msg)?;
+            for name in upstream.scope_names() {
+                if builtin.get(&name).is_none() && !scopes.iter().any(|d| d.name == name) {
+                    scopes.push(ScopeDef::new(
+                        name,
+                        format!("Fields of the upstream API at {}.", upstream.url),
+                    ));
+                }
+            }
+        }
         config.scopes = scopes;
         config.migrations = self.migrations;
         let registry = Scopes::new(&config.scopes).map_err(anyhow::Error::msg)?;

@@ -100,6 +100,9 @@ pub struct ConfigArgs {
     /// How often the delivery worker looks for deliveries queued by other processes or due again.
     #[arg(long, env = "TOKENGATE_WEBHOOK_POLL_INTERVAL", value_parser = parse_duration, global = true, hide = true)]
     pub webhook_poll_interval: Option<Duration>,
+    /// Gateway mode: the URL of a GraphQL server to serve behind the guard (TOML: `[upstream]`).
+    #[arg(long, env = "TOKENGATE_UPSTREAM", global = true)]
+    pub upstream: Option<String>,
 }
 
 /// A list of durations, such as `--token-expiry-warnings 7d,1d`.
@@ -137,8 +140,108 @@ struct FileConfig {
     webhook_retry_base: Option<String>,
     webhook_retry_for: Option<String>,
     webhook_poll_interval: Option<String>,
+    upstream: Option<FileUpstream>,
     #[serde(default)]
     scopes: Vec<FileScope>,
+}
+
+/// The `[upstream]` table of the TOML file (SPEC §8).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUpstream {
+    url: Option<String>,
+    audience: Option<String>,
+    timeout: Option<String>,
+    refresh: Option<String>,
+    default_query_scope: Option<String>,
+    default_mutation_scope: Option<String>,
+    #[serde(default)]
+    scopes: std::collections::BTreeMap<String, String>,
+}
+
+/// Gateway mode (SPEC §8): the GraphQL server tokengate serves behind its guard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// Where its GraphQL endpoint is (http or https).
+    pub url: String,
+    /// `aud` of the assertions it receives (default: its URL).
+    pub audience: String,
+    /// How long one forwarded request may take (default 10 seconds).
+    pub timeout: Duration,
+    /// How often its schema is read again (default 5 minutes).
+    pub refresh: Duration,
+    /// The scope of query fields not listed in `scopes` (default `api:read`).
+    pub default_query_scope: String,
+    /// The scope of mutation fields not listed in `scopes` (default `api:write`).
+    pub default_mutation_scope: String,
+    /// Scopes by root field: `"Query.orders" = "orders:read"`.
+    pub scopes: std::collections::BTreeMap<String, String>,
+}
+
+impl Upstream {
+    /// The scope an upstream root field needs (`root` is `Query` or `Mutation`).
+    pub fn scope_of(&self, root: &str, field: &str) -> &str {
+        match self.scopes.get(&format!("{root}.{field}")) {
+            Some(s) => s,
+            None if root == "Mutation" => &self.default_mutation_scope,
+            None => &self.default_query_scope,
+        }
+    }
+
+    /// Every scope the configuration names, each once.
+    pub fn scope_names(&self) -> Vec<String> {
+        let mut names = vec![
+            self.default_query_scope.clone(),
+            self.default_mutation_scope.clone(),
+        ];
+        for s in self.scopes.values() {
+            if !names.contains(s) {
+                names.push(s.clone());
+            }
+        }
+        names.dedup();
+        names
+    }
+
+    fn from_parts(url: String, file: FileUpstream) -> Result<Upstream, String> {
+        let duration = |v: &Option<String>, d: Duration| {
+            v.as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map(|x| x.unwrap_or(d))
+        };
+        let parsed = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                format!(
+                    "upstream `{url}` is not an http(s) URL such as http://localhost:4000/graphql"
+                )
+            })?;
+        for key in file.scopes.keys() {
+            let ok = key.split_once('.').is_some_and(|(root, field)| {
+                matches!(root, "Query" | "Mutation") && !field.is_empty()
+            });
+            if !ok {
+                return Err(format!(
+                    "upstream.scopes: `{key}` is not a root field such as \"Query.orders\" or \"Mutation.placeOrder\""
+                ));
+            }
+        }
+        Ok(Upstream {
+            audience: file.audience.unwrap_or_else(|| parsed.to_string()),
+            url: parsed.to_string(),
+            timeout: duration(&file.timeout, Duration::from_secs(10))?,
+            refresh: duration(&file.refresh, Duration::from_secs(300))?,
+            default_query_scope: file
+                .default_query_scope
+                .unwrap_or_else(|| "api:read".into()),
+            default_mutation_scope: file
+                .default_mutation_scope
+                .unwrap_or_else(|| "api:write".into()),
+            scopes: file.scopes,
+        })
+    }
 }
 
 /// A `[[scopes]]` table of the TOML file (SPEC §7).
@@ -219,6 +322,8 @@ pub struct Config {
     pub webhook_retry_for: Duration,
     /// How often the delivery worker polls (default 1 second).
     pub webhook_poll_interval: Duration,
+    /// Gateway mode: the upstream GraphQL server (`--upstream`, `[upstream]`).
+    pub upstream: Option<Upstream>,
     /// First administrator's email (`TOKENGATE_ADMIN_EMAIL`), used on an empty database.
     pub admin_email: Option<String>,
     /// First administrator's password (`TOKENGATE_ADMIN_PASSWORD`).
@@ -256,6 +361,7 @@ impl Default for Config {
             webhook_retry_base: Duration::from_secs(5),
             webhook_retry_for: Duration::from_secs(24 * 3600),
             webhook_poll_interval: Duration::from_secs(1),
+            upstream: None,
             admin_email: None,
             admin_password: None,
             scopes: Vec::new(),
@@ -354,6 +460,16 @@ impl Config {
                 .webhook_poll_interval
                 .or(file_duration(&file.webhook_poll_interval)?)
                 .unwrap_or(d.webhook_poll_interval),
+            upstream: {
+                let mut table = file.upstream.unwrap_or_default();
+                match args.upstream.clone().or(table.url.take()) {
+                    Some(url) => Some(Upstream::from_parts(url, table)?),
+                    None if table.audience.is_some() || !table.scopes.is_empty() => {
+                        return Err("[upstream] needs a url (or --upstream)".into())
+                    }
+                    None => None,
+                }
+            },
             admin_email: std::env::var("TOKENGATE_ADMIN_EMAIL")
                 .ok()
                 .filter(|v| !v.is_empty()),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod core;
 pub mod db;
 pub mod error;
+pub mod gateway;
 pub mod graphql;
 pub mod guard;
 pub mod metrics;

@@ -41,15 +41,36 @@ pub async fn start(
     )
     .await?;
     crate::password::warm_up().await;
-    let state = AppState::new(core.clone(), addr, schema);
-    let tasks = [
+    let tasks = vec![
         tokio::spawn(flush_last_used(core.clone())),
         tokio::spawn(crate::core::revocations::run(core.clone())),
         tokio::spawn(reload_keys(core.clone())),
         tokio::spawn(announce_expiring(core.clone())),
         tokio::spawn(crate::webhooks::deliver::run(core.clone())),
     ];
+    // Gateway mode: the schema forwards the upstream's root fields once they
+    // are read (below, after serving has begun: the upstream may fetch this
+    // server's JWKS to verify the introspection's assertion).
+    let gateway = core
+        .config
+        .upstream
+        .clone()
+        .map(|upstream| crate::gateway::Gateway::new(upstream, &schema));
+    let schema = match &gateway {
+        Some(g) => schema.with_forwarder(g.clone()),
+        None => schema,
+    };
+    let state = AppState::new(core.clone(), addr, schema);
     let router = app::router(state.clone());
+    let abort = Arc::new(tokio::sync::Notify::new());
+    let aborted = abort.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = aborted.notified() => {}
+        }
+    };
+    let served_core = core.clone();
     let handle = tokio::spawn(async move {
         let result = axum::serve(
             listener,
@@ -60,9 +81,36 @@ pub async fn start(
         for task in tasks {
             task.abort();
         }
-        core.last_used.flush(&core.db, true).await;
+        served_core.last_used.flush(&served_core.db, true).await;
         result
     });
+    // A root field on both sides stops the start; an upstream that does not
+    // answer is tried again in the background (and /readyz says so).
+    if let Some(gateway) = gateway {
+        match gateway.refresh(&core).await {
+            Ok(()) => {}
+            Err(crate::gateway::RefreshError::Collision(e)) => {
+                abort.notify_one();
+                let _ = handle.await;
+                anyhow::bail!(e)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "upstream schema not loaded; retrying in the background")
+            }
+        }
+        let keeper = tokio::spawn(crate::gateway::keep_fresh(gateway, core.clone()));
+        let served = handle;
+        let handle = tokio::spawn(async move {
+            let result = served.await;
+            keeper.abort();
+            result.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        });
+        return Ok(Running {
+            addr,
+            state,
+            handle,
+        });
+    }
     Ok(Running {
         addr,
         state,

@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("guard", &["guard"]),
-    ("adapters", &["graphql", "oauth", "web", "cli"]),
+    ("adapters", &["graphql", "oauth", "web", "cli", "gateway"]),
     ("app", &["app", "server", "builder"]),
 ];
 

@@ -30,6 +30,14 @@ fn wants_graphql_response(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains(GRAPHQL_RESPONSE))
 }
 
+/// The request id the trace layer set (or kept).
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// A request error (unparseable body, missing query) in the GraphQL error shape.
 fn bad_request(message: String) -> Response {
     AppError::BadInput(message).into_response()
@@ -142,6 +150,7 @@ pub async fn post_as(
         .data(principal)
         .data(RequestMeta {
             ip: peer.ip().to_string(),
+            request_id: request_id(headers),
         });
     execute(core, schema, headers, request).await
 }
@@ -177,6 +186,7 @@ pub async fn get(
         .data(principal)
         .data(RequestMeta {
             ip: peer.ip().to_string(),
+            request_id: request_id(&headers),
         });
     execute(&core, &schema, &headers, request).await
 }

@@ -114,12 +114,64 @@ where
 pub struct AppSchema {
     inner: Arc<dyn Executable>,
     policy: policy::SharedPolicy,
+    roots: Arc<RootFields>,
+    forwarder: Option<Arc<dyn Forwarder>>,
+}
+
+/// The root field names of the served schema (tokengate's and the application's).
+#[derive(Debug, Default)]
+pub struct RootFields {
+    /// `Query`'s fields.
+    pub query: Vec<String>,
+    /// `Mutation`'s fields.
+    pub mutation: Vec<String>,
+}
+
+/// Runs requests that name root fields served elsewhere (gateway mode): given
+/// the local schema, it runs the local part there and the rest upstream.
+pub trait Forwarder: Send + Sync {
+    /// Answers `request`; `local` is the schema without the forwarder.
+    fn execute<'a>(
+        &'a self,
+        local: &'a AppSchema,
+        request: async_graphql::Request,
+    ) -> Pin<Box<dyn Future<Output = async_graphql::Response> + Send + 'a>>;
+
+    /// Why requests cannot be forwarded now (for `/readyz`); `None` when they can.
+    fn problem(&self) -> Option<String> {
+        None
+    }
 }
 
 impl AppSchema {
     /// Runs one GraphQL request (its data must hold the principal and core).
     pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        self.inner.execute(request).await
+        match &self.forwarder {
+            Some(f) => {
+                let local = AppSchema {
+                    forwarder: None,
+                    ..self.clone()
+                };
+                f.execute(&local, request).await
+            }
+            None => self.inner.execute(request).await,
+        }
+    }
+
+    /// The same schema, with root fields not its own run by `forwarder`.
+    pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> AppSchema {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    /// Why the forwarder (gateway mode) cannot serve now, if it cannot.
+    pub fn forwarding_problem(&self) -> Option<String> {
+        self.forwarder.as_ref().and_then(|f| f.problem())
+    }
+
+    /// The root field names this schema serves itself.
+    pub fn root_fields(&self) -> &RootFields {
+        &self.roots
     }
 
     /// Runs a subscription (or any operation) as a stream of responses.
@@ -254,9 +306,15 @@ where
     if shared.set(policy).is_err() {
         unreachable!("the policy is set once, here");
     }
+    let mut query = field_names::<TokengateQuery>();
+    query.extend(field_names::<Q>());
+    let mut mutation = field_names::<TokengateMutation>();
+    mutation.extend(field_names::<M>());
     Ok(AppSchema {
         inner: Arc::new(schema),
         policy: shared,
+        roots: Arc::new(RootFields { query, mutation }),
+        forwarder: None,
     })
 }
 
@@ -341,6 +399,8 @@ impl ScopeQuery {
 pub struct RequestMeta {
     /// The client address (the TCP peer), for audit events.
     pub ip: String,
+    /// The request's `x-request-id` (forwarded to an upstream in gateway mode).
+    pub request_id: Option<String>,
 }
 
 /// How the caller proved who they are, as [`Caller::authenticated_by`] reports it.

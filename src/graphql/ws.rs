@@ -481,7 +481,10 @@ impl Connection {
                                 let request = request
                                     .data(self.core.clone())
                                     .data(principal.clone())
-                                    .data(RequestMeta { ip: self.ip.clone() });
+                                    .data(RequestMeta {
+                                        ip: self.ip.clone(),
+                                        request_id: None,
+                                    });
                                 if registration.ended.borrow().is_some() {
                                     continue; // the next turn ends the connection
                                 }

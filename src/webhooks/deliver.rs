@@ -274,11 +274,16 @@ async fn attempt(core: &Core, client: &reqwest::Client, job: Job) {
 }
 
 async fn send(core: &Core, client: &reqwest::Client, job: &Job) -> Outcome {
-    let url =
-        match super::check_url(&job.webhook.url, core.config.allow_private_webhook_targets).await {
-            Ok(u) => u,
-            Err(e) => return Outcome::Failed(e.to_string()),
-        };
+    let url = match super::check_url(
+        &job.webhook.url,
+        core.config.allow_private_webhook_targets,
+        false,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
     let timestamp = Utc::now().timestamp();
     let Some(signature) = sign(
         &job.webhook.secret,

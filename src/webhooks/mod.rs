@@ -80,7 +80,7 @@ pub async fn create(
     events: &[String],
     ip: Option<&str>,
 ) -> AppResult<Created> {
-    let url = check_url(url, core.config.allow_private_webhook_targets).await?;
+    let url = check_url(url, core.config.allow_private_webhook_targets, true).await?;
     let events = parse_events(events)?.join(" ");
     let secret = new_secret();
     let row = webhook::ActiveModel {

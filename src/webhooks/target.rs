@@ -50,9 +50,11 @@ pub fn is_private(ip: IpAddr) -> bool {
 
 /// Checks a webhook URL: absolute http(s), a host, no credentials, at most
 /// [`MAX_URL_LEN`] bytes, and — unless `allow_private` — no loopback or
-/// private host, by literal address, by `localhost`, or by what the name
-/// resolves to now. Answers the URL as it will be stored.
-pub async fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
+/// private host, by literal address, by `localhost`, or (when `resolve`) by
+/// what the name resolves to now. Answers the URL as it will be stored.
+/// Deliveries check again without resolving: their client's resolver refuses
+/// private addresses itself.
+pub async fn check_url(url: &str, allow_private: bool, resolve: bool) -> AppResult<String> {
     let bad = |why: &str| AppError::BadInput(format!("url: {why}"));
     let url = url.trim();
     if url.len() > MAX_URL_LEN {
@@ -89,6 +91,9 @@ pub async fn check_url(url: &str, allow_private: bool) -> AppResult<String> {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 if name == "localhost" || name.ends_with(".localhost") {
                     return Err(refused());
+                }
+                if !resolve {
+                    return Ok(parsed.to_string());
                 }
                 let port = parsed.port_or_known_default().unwrap_or(443);
                 // A name that resolves now to a private address is refused; one

@@ -40,9 +40,10 @@ export function binary(app = 'tokengate') {
 /**
  * Starts the server (app: 'tokengate', the default, or 'bookstore'); resolves to
  * { url, databaseUrl, cli(), stop() } once it listens. `databaseUrl` shares a
- * database between servers (default: a fresh SQLite file); `args` adds flags.
+ * database between servers (default: a fresh SQLite file); `args` adds flags;
+ * `listen` picks the address (default: a free port); `env` adds variables.
  */
-export async function startServer({ app = 'tokengate', databaseUrl: shared, args = [] } = {}) {
+export async function startServer({ app = 'tokengate', databaseUrl: shared, args = [], listen = '127.0.0.1:0', env: extraEnv = {} } = {}) {
   const bin = binary(app);
   const dir = mkdtempSync(join(tmpdir(), 'tokengate-browser-'));
   const databaseUrl = shared || `sqlite://${join(dir, 'tokengate.db')}?mode=rwc`;
@@ -51,10 +52,11 @@ export async function startServer({ app = 'tokengate', databaseUrl: shared, args
     TOKENGATE_ADMIN_EMAIL: ADMIN_EMAIL,
     TOKENGATE_ADMIN_PASSWORD: ADMIN_PASSWORD,
     TOKENGATE_LOG: process.env.TOKENGATE_LOG || 'warn',
+    ...extraEnv,
   };
   const child = spawn(
     bin,
-    ['--listen', '127.0.0.1:0', '--database-url', databaseUrl, '--last-used-flush-interval', '1s', ...args],
+    ['--listen', listen, '--database-url', databaseUrl, '--last-used-flush-interval', '1s', ...args],
     { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   // Never leave the server behind, even when the suite crashes.
@@ -112,4 +114,17 @@ export function freshPostgres() {
       spawnSync('psql', [PG_ADMIN_URL, '-q', '-c', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
     },
   };
+}
+
+/** A TCP port free right now on 127.0.0.1 (for a server whose URL must be known before it starts). */
+export async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
 }

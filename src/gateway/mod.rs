@@ -1,0 +1,548 @@
+//! Gateway mode (SPEC §8): an upstream GraphQL server, in any language, behind
+//! tokengate's guard. At start (and every `upstream.refresh`, and on SIGHUP)
+//! the upstream's root fields are read by introspection; a request naming
+//! them is split ([`document`]): tokengate's fields run here, the permitted
+//! upstream fields go upstream in one request with a short-lived signed
+//! assertion of the caller ([`assertion`]), and the answers are merged in the
+//! order asked. A field the caller's scopes do not cover is `null` with
+//! FORBIDDEN and never sent.
+//!
+//! Not yet (issue 12 stays open): the served SDL and introspection show only
+//! tokengate's own root fields, not the upstream's; `requiredScopes` does not
+//! know upstream fields; WebSocket operations are not forwarded.
+
+pub mod assertion;
+pub mod document;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Name, Response, ServerError, Value};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::config::Upstream;
+use crate::core::Core;
+use crate::graphql::{AppSchema, Forwarder, RequestMeta, RootFields};
+use document::{NotSplit, Side};
+
+/// The largest upstream response read (a bigger one is an UPSTREAM_ERROR).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The upstream's root fields, as last read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamRoots {
+    /// Its `Query` type's fields.
+    pub query: Vec<String>,
+    /// Its `Mutation` type's fields.
+    pub mutation: Vec<String>,
+}
+
+/// What the gateway knows of its upstream, and how it reaches it.
+pub struct Gateway {
+    config: Upstream,
+    client: reqwest::Client,
+    local: Arc<RootFields>,
+    roots: RwLock<Option<UpstreamRoots>>,
+    problem: RwLock<Option<String>>,
+}
+
+impl Gateway {
+    /// A gateway for `config` beside the local schema's root fields.
+    pub fn new(config: Upstream, local: &AppSchema) -> Arc<Gateway> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(config.timeout)
+            .build()
+            .expect("the upstream client's settings are valid");
+        let local = Arc::new(RootFields {
+            query: local.root_fields().query.clone(),
+            mutation: local.root_fields().mutation.clone(),
+        });
+        Arc::new(Gateway {
+            config,
+            client,
+            local,
+            roots: RwLock::new(None),
+            problem: RwLock::new(Some("the upstream's schema has not been read yet".into())),
+        })
+    }
+
+    /// `None` when the upstream's schema is loaded and usable; else why not
+    /// (for `/readyz`).
+    pub fn problem(&self) -> Option<String> {
+        self.problem.read().expect("lock").clone()
+    }
+
+    /// Reads the upstream's root fields by introspection and, when none
+    /// collides with tokengate's, starts using them. A collision is an
+    /// error naming the fields; until the next good read the upstream is not
+    /// used (tokengate's own fields still are).
+    pub async fn refresh(&self, core: &Core) -> Result<(), RefreshError> {
+        let roots = match self.introspect(core).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = format!("the upstream at {} is unreachable: {e}", self.config.url);
+                *self.problem.write().expect("lock") = Some(e.clone());
+                return Err(RefreshError::Unreachable(e));
+            }
+        };
+        let clash: Vec<String> = roots
+            .query
+            .iter()
+            .filter(|f| self.local.query.contains(f))
+            .map(|f| format!("Query.{f}"))
+            .chain(
+                roots
+                    .mutation
+                    .iter()
+                    .filter(|f| self.local.mutation.contains(f))
+                    .map(|f| format!("Mutation.{f}")),
+            )
+            .collect();
+        if !clash.is_empty() {
+            let e = format!(
+                "the upstream's root fields {} collide with tokengate's: rename them upstream",
+                clash.join(", ")
+            );
+            *self.problem.write().expect("lock") = Some(e.clone());
+            *self.roots.write().expect("lock") = None;
+            return Err(RefreshError::Collision(e));
+        }
+        *self.roots.write().expect("lock") = Some(roots);
+        *self.problem.write().expect("lock") = None;
+        Ok(())
+    }
+
+    async fn introspect(&self, core: &Core) -> Result<UpstreamRoots, String> {
+        const QUERY: &str = "query TokengateIntrospection { __schema { queryType { fields(includeDeprecated: true) { name } } mutationType { fields(includeDeprecated: true) { name } } } }";
+        let token = assertion::sign(core, &self.config.audience, "tokengate", "", None, None)
+            .map_err(|e| e.to_string())?;
+        let body = self
+            .post(&token, None, &json!({ "query": QUERY }))
+            .await
+            .map_err(|e| e.message)?;
+        let schema = &body["data"]["__schema"];
+        if schema.is_null() {
+            return Err(format!(
+                "its introspection answered no schema: {}",
+                body["errors"][0]["message"].as_str().unwrap_or("no data")
+            ));
+        }
+        let names = |t: &serde_json::Value| -> Vec<String> {
+            t["fields"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(UpstreamRoots {
+            query: names(&schema["queryType"]),
+            mutation: names(&schema["mutationType"]),
+        })
+    }
+
+    /// POSTs a GraphQL request upstream with the assertion; answers its JSON
+    /// body, or why there is none.
+    async fn post(
+        &self,
+        assertion: &crate::auth::secret::Secret,
+        request_id: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, UpstreamFailure> {
+        let mut req = self
+            .client
+            .post(&self.config.url)
+            .bearer_auth(assertion.expose())
+            .header(
+                "accept",
+                "application/graphql-response+json, application/json",
+            )
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
+        let mut resp = req.send().await.map_err(UpstreamFailure::from)?;
+        let status = resp.status();
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(UpstreamFailure::error(
+                "the upstream's response is too large",
+            ));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(UpstreamFailure::from)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(UpstreamFailure::error(
+                    "the upstream's response is too large",
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err(UpstreamFailure::error(&format!(
+                "the upstream answered HTTP {} without a GraphQL response",
+                status.as_u16()
+            ))),
+        }
+    }
+
+    fn is_upstream(&self, ty: OperationType, name: &str) -> bool {
+        let roots = self.roots.read().expect("lock");
+        let Some(roots) = roots.as_ref() else {
+            return false;
+        };
+        match ty {
+            OperationType::Query => roots.query.iter().any(|f| f == name),
+            OperationType::Mutation => roots.mutation.iter().any(|f| f == name),
+            OperationType::Subscription => false,
+        }
+    }
+
+    async fn run(&self, local: &AppSchema, mut request: async_graphql::Request) -> Response {
+        let query = request.query.clone();
+        let Ok(doc) = async_graphql::parser::parse_query(&query) else {
+            return local.execute(request).await;
+        };
+        let split = match document::split(&doc, request.operation_name.as_deref(), |t, n| {
+            self.is_upstream(t, n)
+        }) {
+            Ok(s) if s.has_upstream() => s,
+            Ok(_) | Err(NotSplit::Local) => return local.execute(request).await,
+            Err(NotSplit::RootFragmentDirectives) => {
+                return Response::from_errors(vec![ServerError::new(
+                    "a fragment with directives at the root of a document that names \
+                     upstream fields is not supported: put the directives on the fields",
+                    None,
+                )])
+            }
+        };
+        let data = |t: std::any::TypeId| request.data.get(&t);
+        let principal = data(std::any::TypeId::of::<Principal>())
+            .and_then(|b| b.downcast_ref::<Principal>())
+            .cloned();
+        let core = data(std::any::TypeId::of::<Arc<Core>>())
+            .and_then(|b| b.downcast_ref::<Arc<Core>>())
+            .cloned();
+        let request_id = data(std::any::TypeId::of::<RequestMeta>())
+            .and_then(|b| b.downcast_ref::<RequestMeta>())
+            .and_then(|m| m.request_id.clone());
+        let (Some(principal), Some(core)) = (principal, core) else {
+            return Response::from_errors(vec![ServerError::new("internal error", None)]);
+        };
+        let root = match split.ty {
+            OperationType::Mutation => "Mutation",
+            _ => "Query",
+        };
+        // Each upstream field's scope: refused ones are never sent.
+        let mut forbidden: Vec<(String, String)> = Vec::new();
+        for f in split.fields.iter().filter(|f| f.side == Side::Upstream) {
+            let scope = self.config.scope_of(root, &f.name);
+            let held = core
+                .scopes
+                .get(scope)
+                .is_some_and(|s| principal.scopes.contains(s));
+            if !held {
+                forbidden.push((f.key.clone(), scope.to_owned()));
+            }
+        }
+        let allowed = |f: &document::RootField<'_>| {
+            f.side == Side::Upstream && !forbidden.iter().any(|(k, _)| *k == f.key)
+        };
+        let sends = split.fields.iter().any(allowed);
+        let (upstream_doc, upstream_vars) = split.print(allowed);
+        let variables = serde_json::to_value(&request.variables).unwrap_or(json!({}));
+        let order: Vec<(String, Side)> = split
+            .fields
+            .iter()
+            .map(|f| (f.key.clone(), f.side))
+            .collect();
+        // The local part first: an invalid document stops here, before any
+        // upstream call; mutations run in that order too.
+        let mut response = if split.has_local() {
+            let (local_doc, _) = split.print(|f| f.side == Side::Local);
+            request.query = local_doc;
+            let r = local.execute(request).await;
+            if r.data == Value::Null
+                && !r.errors.is_empty()
+                && r.errors.iter().all(|e| e.path.is_empty())
+            {
+                return r;
+            }
+            r
+        } else {
+            Response::new(Value::Object(Default::default()))
+        };
+        let mut upstream_data = serde_json::Map::new();
+        let mut errors: Vec<ServerError> = Vec::new();
+        for (key, scope) in &forbidden {
+            let mut e = ServerError::new(format!("this field needs the `{scope}` scope"), None);
+            e.path = vec![async_graphql::PathSegment::Field(key.clone())];
+            e.extensions = Some(extensions(&[
+                ("code", "FORBIDDEN"),
+                ("requiredScope", scope),
+            ]));
+            errors.push(e);
+        }
+        if sends {
+            let vars: serde_json::Map<String, serde_json::Value> = upstream_vars
+                .iter()
+                .filter_map(|n| variables.get(n).map(|v| (n.clone(), v.clone())))
+                .collect();
+            // One operation in what is sent: no operationName needed.
+            let body = json!({ "query": upstream_doc, "variables": vars });
+            let result = match self
+                .caller_assertion(&core, &principal, request_id.as_deref())
+                .await
+            {
+                Ok(token) => self.post(&token, request_id.as_deref(), &body).await,
+                Err(e) => Err(UpstreamFailure::error(&e)),
+            };
+            let sent_keys: Vec<&str> = split
+                .fields
+                .iter()
+                .filter(|f| allowed(f))
+                .map(|f| f.key.as_str())
+                .collect();
+            match result {
+                Ok(json) => {
+                    if let Some(d) = json.get("data").and_then(|d| d.as_object()) {
+                        upstream_data = d.clone();
+                    }
+                    let no_data = json.get("data").is_none_or(|d| d.is_null());
+                    for e in json
+                        .get("errors")
+                        .and_then(|e| e.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
+                        errors.extend(upstream_error(e, no_data, &sent_keys));
+                    }
+                }
+                Err(failure) => {
+                    for key in &sent_keys {
+                        let mut e = ServerError::new(failure.message.clone(), None);
+                        e.path = vec![async_graphql::PathSegment::Field((*key).to_owned())];
+                        e.extensions = Some(extensions(&[("code", failure.code)]));
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        // Merge in the order asked.
+        let mut local_data = match std::mem::take(&mut response.data) {
+            Value::Object(m) => m,
+            _ => Default::default(),
+        };
+        let mut merged = async_graphql::indexmap::IndexMap::new();
+        for (key, side) in order {
+            let name = Name::new(&key);
+            let v = match side {
+                Side::Local => local_data.swap_remove(&name).unwrap_or(Value::Null),
+                Side::Upstream => upstream_data
+                    .remove(&key)
+                    .and_then(|v| Value::from_json(v).ok())
+                    .unwrap_or(Value::Null),
+            };
+            merged.insert(name, v);
+        }
+        response.data = Value::Object(merged);
+        response.errors.extend(errors);
+        response
+    }
+
+    /// The assertion for one forwarded request: the caller's id and scopes,
+    /// a service account's client id.
+    async fn caller_assertion(
+        &self,
+        core: &Core,
+        p: &Principal,
+        request_id: Option<&str>,
+    ) -> Result<crate::auth::secret::Secret, String> {
+        let client_id = if p.role == crate::auth::Role::Service {
+            crate::service_accounts::get(&core.db, &p.user_id)
+                .await
+                .ok()
+                .map(|a| a.client_id)
+        } else {
+            None
+        };
+        assertion::sign(
+            core,
+            &self.config.audience,
+            &p.user_id,
+            &core.scopes.to_space_separated(p.scopes),
+            client_id.as_deref(),
+            request_id,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn extensions(pairs: &[(&str, &str)]) -> async_graphql::ErrorExtensionValues {
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    for (k, v) in pairs {
+        ext.set(*k, *v);
+    }
+    ext
+}
+
+/// An upstream GraphQL error as a tokengate error: `UPSTREAM_ERROR`, the
+/// upstream's own code kept as `upstreamCode`. One without a path (the
+/// upstream refused the whole request) is reported on every field sent.
+fn upstream_error(e: &serde_json::Value, no_data: bool, sent: &[&str]) -> Vec<ServerError> {
+    let message = e["message"].as_str().unwrap_or("upstream error").to_owned();
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", "UPSTREAM_ERROR");
+    if let Some(code) = e["extensions"]["code"].as_str() {
+        ext.set("upstreamCode", code);
+    }
+    let path: Vec<async_graphql::PathSegment> = e["path"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|s| match s {
+                    serde_json::Value::String(k) => {
+                        Some(async_graphql::PathSegment::Field(k.clone()))
+                    }
+                    serde_json::Value::Number(n) => n
+                        .as_u64()
+                        .map(|i| async_graphql::PathSegment::Index(i as usize)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if path.is_empty() && no_data {
+        return sent
+            .iter()
+            .map(|k| {
+                let mut err = ServerError::new(format!("upstream: {message}"), None);
+                err.path = vec![async_graphql::PathSegment::Field((*k).to_owned())];
+                err.extensions = Some(ext.clone());
+                err
+            })
+            .collect();
+    }
+    let mut err = ServerError::new(message, None);
+    err.path = path;
+    err.extensions = Some(ext);
+    vec![err]
+}
+
+/// Why the upstream's schema could not be used.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// It did not answer an introspection query (down, refused, not GraphQL).
+    Unreachable(String),
+    /// A root field of it has the name of one of tokengate's.
+    Collision(String),
+}
+
+impl std::fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefreshError::Unreachable(e) | RefreshError::Collision(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Why an upstream call gave no GraphQL response.
+#[derive(Debug)]
+struct UpstreamFailure {
+    code: &'static str,
+    message: String,
+}
+
+impl UpstreamFailure {
+    fn error(message: &str) -> UpstreamFailure {
+        UpstreamFailure {
+            code: "UPSTREAM_ERROR",
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl From<reqwest::Error> for UpstreamFailure {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            UpstreamFailure {
+                code: "UPSTREAM_TIMEOUT",
+                message: "the upstream did not answer in time".into(),
+            }
+        } else {
+            UpstreamFailure::error(&format!("the upstream is unreachable: {}", chain(&e)))
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl Forwarder for Gateway {
+    fn execute<'a>(
+        &'a self,
+        local: &'a AppSchema,
+        request: async_graphql::Request,
+    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'a>> {
+        Box::pin(self.run(local, request))
+    }
+
+    fn problem(&self) -> Option<String> {
+        Gateway::problem(self)
+    }
+}
+
+/// Keeps the upstream's schema fresh: every `upstream.refresh` and on
+/// SIGHUP; every 2 seconds while it is not loaded.
+pub async fn keep_fresh(gateway: Arc<Gateway>, core: Arc<Core>) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let wait = if gateway.problem().is_none() {
+            gateway.config.refresh
+        } else {
+            Duration::from_secs(2).min(gateway.config.refresh)
+        };
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = hup => tracing::info!("SIGHUP: reading the upstream's schema again"),
+        }
+        match gateway.refresh(&core).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(upstream = %gateway.config.url, error = %e, "upstream schema not loaded; retrying")
+            }
+        }
+    }
+}
