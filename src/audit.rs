@@ -17,6 +17,8 @@ pub struct Event<'a> {
     pub ip: Option<&'a str>,
     /// Further detail, stored as JSON text. Never secrets or digests.
     pub detail: Option<serde_json::Value>,
+    /// Whose the subject is (a token's owner): they see the event too.
+    pub owner_id: Option<&'a str>,
 }
 
 /// Writes `event`. A failure to audit is logged and does not fail the action
@@ -30,6 +32,7 @@ pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) {
         subject: Set(event.subject.map(str::to_owned)),
         ip: Set(event.ip.map(str::to_owned)),
         detail: Set(event.detail.map(|d| d.to_string())),
+        owner_id: Set(event.owner_id.map(str::to_owned)),
     };
     if let Err(e) = row.insert(db).await {
         tracing::error!(action = event.action, error = %e, "could not write audit event");
@@ -47,8 +50,9 @@ pub struct Query<'a> {
     pub action: Option<&'a str>,
     /// Only events by this actor.
     pub actor_id: Option<&'a str>,
-    /// `Some(user)`: only events that user did or that were about their
-    /// account (everyone but administrators with `users:read`).
+    /// `Some(user)`: only events that user did, that were about their
+    /// account, or about something of theirs, such as their tokens (everyone
+    /// but administrators with `users:read`).
     pub visible_to: Option<&'a str>,
 }
 
@@ -77,7 +81,8 @@ pub async fn page(
         find = find.filter(
             Condition::any()
                 .add(audit_event::Column::ActorId.eq(user))
-                .add(audit_event::Column::Subject.eq(user)),
+                .add(audit_event::Column::Subject.eq(user))
+                .add(audit_event::Column::OwnerId.eq(user)),
         );
     }
     let first = q.first.clamp(1, MAX_PAGE);

@@ -115,6 +115,7 @@ pub async fn create(
             subject: Some(&account.user_id),
             ip,
             detail: Some(serde_json::json!({ "name": account.name, "client_id": account.client_id, "scopes": account.scopes })),
+            owner_id: None,
         },
     )
     .await;
@@ -189,6 +190,7 @@ pub async fn rotate_secret(
             subject: Some(&account.user_id),
             ip,
             detail: None,
+            owner_id: None,
         },
     )
     .await;
@@ -235,6 +237,7 @@ pub async fn disable(
             subject: Some(&account.user_id),
             ip,
             detail: None,
+            owner_id: None,
         },
     )
     .await;

@@ -69,6 +69,7 @@ pub async fn create(
             subject: Some(&model.id),
             ip,
             detail: Some(serde_json::json!({ "email": model.email, "role": model.role.as_str() })),
+            owner_id: None,
         },
     )
     .await;
@@ -162,6 +163,7 @@ pub async fn sign_in(
                     subject: Some(&user.id),
                     ip: Some(ip),
                     detail: None,
+                    owner_id: None,
                 },
             )
             .await;

@@ -21,6 +21,8 @@ pub struct Model {
     pub ip: Option<String>,
     /// Free-form JSON detail; never secrets.
     pub detail: Option<String>,
+    /// Whose thing the subject is (a token's owner), when it is not the actor's.
+    pub owner_id: Option<String>,
 }
 
 /// The table's relations: none.

@@ -57,6 +57,7 @@ enum AuditEvents {
     Id,
     ActorId,
     Action,
+    OwnerId,
 }
 
 #[async_trait::async_trait]
@@ -227,6 +228,26 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Whose thing an event was about (a token's owner), so owners see
+        // what others did to their tokens.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuditEvents::Table)
+                    .add_column(ColumnDef::new(AuditEvents::OwnerId).string().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_audit_events_owner")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::OwnerId)
+                    .col(AuditEvents::Id)
+                    .to_owned(),
+            )
+            .await?;
         // auditEvents' filters, newest first.
         manager
             .create_index(
@@ -251,7 +272,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for name in ["idx_audit_events_action", "idx_audit_events_actor"] {
+        for name in [
+            "idx_audit_events_action",
+            "idx_audit_events_actor",
+            "idx_audit_events_owner",
+        ] {
             manager
                 .drop_index(
                     Index::drop()
@@ -261,6 +286,14 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(AuditEvents::Table)
+                    .drop_column(AuditEvents::OwnerId)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -214,7 +214,10 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     let children = Condition::all()
                         .add(access_token::Column::ParentId.eq(old.as_str()))
                         .add(access_token::Column::Grant.eq(Grant::TokenExchange));
-                    revoke_where(txn, children, at, retired_by_again).await?;
+                    for child in revoke_where(txn, children, at, retired_by_again).await? {
+                        let data = webhooks::outbox::token_data(txn, &child).await?;
+                        webhooks::outbox::enqueue(txn, "token.revoked", data, now).await?;
+                    }
                 }
                 if let Some(cap) = cap {
                     check_cap(txn, &owner_id, cap, now).await?;
@@ -227,6 +230,9 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     .map(String::as_str)
                     .chain(replaced.iter().map(|t| t.id.as_str()))
                     .collect();
+                // Client-credentials and exchanged tokens are short-lived and
+                // renewed by their clients: no token.created for each.
+                let machine = record.grant != Grant::Api;
                 let kind = if previous.is_empty() {
                     "token.created"
                 } else {
@@ -237,7 +243,9 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     }
                     "token.rotated"
                 };
-                webhooks::outbox::enqueue(txn, kind, data, now).await?;
+                if !(machine && kind == "token.created") {
+                    webhooks::outbox::enqueue(txn, kind, data, now).await?;
+                }
                 // Wakes other processes' `accessTokenEvents` (PostgreSQL).
                 crate::core::revocations::notify(txn).await?;
                 Ok((record, replaced))
@@ -273,6 +281,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 "client_id": record.client_id,
                 "replaced": replaced,
             })),
+            owner_id: Some(&record.user_id),
         },
     )
     .await;

@@ -143,6 +143,7 @@ pub async fn revoke_record(
             subject: Some(&token.id),
             ip,
             detail: Some(serde_json::json!({ "name": token.name, "owner": token.user_id, "revoked": revoked })),
+            owner_id: Some(&token.user_id),
         },
     )
     .await;

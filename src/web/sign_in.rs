@@ -287,6 +287,7 @@ pub async fn logout(
                         subject: Some(&user_id),
                         ip: Some(&ip),
                         detail: None,
+                        owner_id: None,
                     },
                 )
                 .await;

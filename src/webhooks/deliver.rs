@@ -64,7 +64,14 @@ pub async fn run(core: Arc<Core>) {
         core.config.webhook_timeout,
     );
     let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let mut pruned = tokio::time::Instant::now();
     loop {
+        if pruned.elapsed() >= Duration::from_secs(3600) {
+            pruned = tokio::time::Instant::now();
+            if let Err(e) = prune(&core).await {
+                tracing::warn!(error = %e, "could not prune old webhook deliveries");
+            }
+        }
         let claimed = match claim(&core, &busy).await {
             Ok(c) => c,
             Err(e) => {
@@ -73,11 +80,26 @@ pub async fn run(core: Arc<Core>) {
             }
         };
         let full = claimed.len() as u64 == BATCH;
-        for job in claimed {
-            {
-                let mut b = busy.lock().expect("busy map");
-                *b.entry(job.webhook.id.clone()).or_default() += 1;
+        // At most PER_WEBHOOK in flight to one webhook: the rest of a batch
+        // that went to one receiver is handed back at once.
+        let mut excess = Vec::new();
+        let mut start = Vec::new();
+        {
+            let mut b = busy.lock().expect("busy map");
+            for job in claimed {
+                let n = b.entry(job.webhook.id.clone()).or_default();
+                if *n >= PER_WEBHOOK {
+                    excess.push(job.delivery);
+                } else {
+                    *n += 1;
+                    start.push(job);
+                }
             }
+        }
+        if let Err(e) = release(&core, &excess).await {
+            tracing::warn!(error = %e, "could not hand back webhook deliveries");
+        }
+        for job in start {
             let (core, client, busy) = (core.clone(), client.clone(), busy.clone());
             tokio::spawn(async move {
                 let hook = job.webhook.id.clone();
@@ -107,6 +129,49 @@ pub async fn run(core: Arc<Core>) {
             .await;
         }
     }
+}
+
+/// Hands claimed deliveries back untried: unclaimed, the attempt uncounted.
+async fn release(core: &Core, rows: &[webhook_delivery::Model]) -> Result<(), sea_orm::DbErr> {
+    for d in rows {
+        let mut update = webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                webhook_delivery::Column::Attempts,
+                Expr::col(webhook_delivery::Column::Attempts).sub(1),
+            )
+            .filter(webhook_delivery::Column::Id.eq(d.id));
+        if let Some(claim) = d.claimed_until {
+            update = update.filter(webhook_delivery::Column::ClaimedUntil.eq(claim));
+        }
+        update.exec(&core.db).await?;
+    }
+    Ok(())
+}
+
+/// How long delivered and failed deliveries are kept (then pruned, with
+/// events no delivery refers to any more).
+const KEEP: chrono::Duration = chrono::Duration::days(7);
+
+/// Deletes finished deliveries older than [`KEEP`] and events left without deliveries.
+async fn prune(core: &Core) -> Result<(), sea_orm::DbErr> {
+    let before = Utc::now() - KEEP;
+    webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::Status.ne("pending"))
+        .filter(webhook_delivery::Column::CreatedAt.lt(before))
+        .exec(&core.db)
+        .await?;
+    let mut live = Query::select();
+    live.column(webhook_delivery::Column::EventId)
+        .from(webhook_delivery::Entity);
+    webhook_event::Entity::delete_many()
+        .filter(webhook_event::Column::Id.not_in_subquery(live))
+        .exec(&core.db)
+        .await?;
+    Ok(())
 }
 
 async fn pending(core: &Core) -> Result<u64, sea_orm::DbErr> {
@@ -167,7 +232,6 @@ async fn claim(
             webhook_delivery::Column::Attempts,
             Expr::col(webhook_delivery::Column::Attempts).add(1),
         )
-        .col_expr(webhook_delivery::Column::LastAttemptAt, Expr::value(now))
         .filter(webhook_delivery::Column::Id.in_subquery(due))
         .exec_with_returning(&core.db)
         .await?;
@@ -206,6 +270,7 @@ enum Outcome {
 /// Sends one delivery and records the outcome on its row (only while the
 /// claim is still this worker's).
 async fn attempt(core: &Core, client: &reqwest::Client, job: Job) {
+    let started = Utc::now();
     let outcome = send(core, client, &job).await;
     let now = Utc::now();
     let d = &job.delivery;
@@ -213,6 +278,10 @@ async fn attempt(core: &Core, client: &reqwest::Client, job: Job) {
         .col_expr(
             webhook_delivery::Column::ClaimedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            webhook_delivery::Column::LastAttemptAt,
+            Expr::value(started),
         )
         .filter(webhook_delivery::Column::Id.eq(d.id))
         .filter(webhook_delivery::Column::Status.eq("pending"));
@@ -306,7 +375,8 @@ async fn send(core: &Core, client: &reqwest::Client, job: &Job) -> Outcome {
         Ok(resp) if resp.status().is_success() => Outcome::Delivered(resp.status().as_u16()),
         Ok(resp) => Outcome::Refused(resp.status().as_u16()),
         Err(e) if e.is_timeout() => Outcome::Failed("timed out".into()),
-        Err(e) => Outcome::Failed(error_chain(&e)),
+        // Without the URL: a receiver's URL may carry a secret in its path.
+        Err(e) => Outcome::Failed(error_chain(&e.without_url())),
     }
 }
 

@@ -11,7 +11,8 @@
 //! the token's whole life is skipped, and client-credentials and exchanged
 //! tokens (short-lived, renewed by their clients) are not announced at all.
 //! Tokens that expired more than a day before a scan are not announced
-//! (a server started after a long stop does not flood receivers).
+//! (a server started after a long stop does not flood receivers), nor tokens
+//! revoked or rotated before they expire, nor those of disabled owners.
 
 use chrono::{DateTime, Utc};
 use entity::access_token::{self, Grant};
@@ -54,6 +55,15 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
         )
         .all(&core.db)
         .await?;
+    let owners: Vec<&str> = candidates.iter().map(|t| t.user_id.as_str()).collect();
+    let disabled: Vec<String> = entity::user::Entity::find()
+        .filter(entity::user::Column::Id.is_in(owners))
+        .filter(entity::user::Column::DisabledAt.is_not_null())
+        .all(&core.db)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
     let mut out = Announced::default();
     for token in candidates {
         let Some(expires_at) = token.expires_at else {
@@ -61,16 +71,18 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
         };
         let left = (expires_at - now).num_seconds();
         let life = (expires_at - token.created_at).num_seconds();
+        // Revoked, or rotated (revoked at the end of a grace period), before
+        // it expires: no warning and no expiry to announce.
+        if token.revoked_at.is_some_and(|r| r <= expires_at) {
+            continue;
+        }
+        // An owner disabled: its tokens are refused already.
+        if disabled.contains(&token.user_id) {
+            continue;
+        }
         let target = if expires_at <= now {
-            // Revoked before (or when) it expired: nothing expired.
-            if token.revoked_at.is_some_and(|r| r <= expires_at) {
-                continue;
-            }
             0
         } else {
-            if token.revoked_at.is_some_and(|r| r <= now) {
-                continue;
-            }
             match windows.iter().find(|w| left <= **w && life > **w) {
                 Some(w) => *w,
                 None => continue,

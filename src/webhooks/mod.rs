@@ -97,9 +97,15 @@ pub async fn create(
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
+                use sea_orm::ConnectionTrait;
+                // One creation at a time, so the count below is exact: an
+                // advisory lock on PostgreSQL; SQLite holds its write lock
+                // from the first write.
+                if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+                    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7305100001)")
+                        .await?;
+                }
                 let row = row.insert(txn).await?;
-                // Counted after the insert: SQLite holds its write lock from
-                // the first write, so two creations cannot both pass.
                 if webhook::Entity::find().count(txn).await? > MAX_WEBHOOKS {
                     return Err(AppError::BadInput(format!(
                         "this deployment already has {MAX_WEBHOOKS} webhooks, the most allowed: delete one first"
@@ -113,6 +119,7 @@ pub async fn create(
                         subject: Some(&row.id),
                         ip: ip.as_deref(),
                         detail: Some(serde_json::json!({ "url": row.url, "events": row.events })),
+                        owner_id: None,
                     },
                 )
                 .await;
@@ -163,6 +170,7 @@ pub async fn delete(
                         subject: Some(&row.id),
                         ip: ip.as_deref(),
                         detail: Some(serde_json::json!({ "url": row.url })),
+                        owner_id: None,
                     },
                 )
                 .await;

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::{access_token, user, webhook, webhook_delivery, webhook_event};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, NotSet, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, NotSet, QuerySelect, Set};
 use serde_json::{json, Value};
 
 /// Queues `event_type` with `data` for every webhook subscribed to it, on the
@@ -15,7 +15,11 @@ pub async fn enqueue(
     data: Value,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
+    // Read with a share lock (PostgreSQL; SQLite has one writer at a time): a
+    // concurrent deleteWebhook waits for this transaction, then its cascade
+    // removes what this one queued, instead of failing this change.
     let hooks: Vec<String> = webhook::Entity::find()
+        .lock_shared()
         .all(txn)
         .await?
         .into_iter()

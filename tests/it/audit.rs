@@ -167,10 +167,23 @@ async fn audit_pages_have_no_gaps_or_overlaps_and_filter(b: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
+    // An administrator revokes the member's token: the member sees that too.
+    assert_eq!(
+        app.revoke(Auth::Cookie(&admin), &member_token).await.status,
+        reqwest::StatusCode::OK
+    );
     let r = app
         .gql(Auth::Cookie(&member), AUDIT, json!({ "actor": admin_id }))
         .await;
-    assert_eq!(r.data()["auditEvents"]["edges"], json!([]), "{}", r.body);
+    let seen = r.data()["auditEvents"]["edges"].as_array().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the admin's action on the member's token: {}",
+        r.body
+    );
+    assert_eq!(seen[0]["node"]["action"], "token_revoked");
+    assert_eq!(seen[0]["node"]["subject"], member_token.as_str());
 
     // Bad input.
     for vars in [
