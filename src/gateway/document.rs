@@ -20,6 +20,8 @@ pub enum Side {
     Local,
     /// The upstream server.
     Upstream,
+    /// `__schema` and `__type`: answered by the composed schema.
+    Introspection,
 }
 
 /// One root field of the operation, in document order.
@@ -96,7 +98,9 @@ pub fn split<'a>(
         .map(|(field, _): (&Positioned<Field>, bool)| {
             let f = &field.node;
             let name = f.name.node.to_string();
-            let side = if !name.starts_with("__") && upstream(op.ty, &name) {
+            let side = if name == "__schema" || name == "__type" {
+                Side::Introspection
+            } else if !name.starts_with("__") && upstream(op.ty, &name) {
                 Side::Upstream
             } else {
                 Side::Local
@@ -173,6 +177,11 @@ impl Split<'_> {
     /// Whether any root field is local.
     pub fn has_local(&self) -> bool {
         self.fields.iter().any(|f| f.side == Side::Local)
+    }
+
+    /// Whether any root field is `__schema` or `__type`.
+    pub fn has_introspection(&self) -> bool {
+        self.fields.iter().any(|f| f.side == Side::Introspection)
     }
 
     /// The operation with only the root fields `keep` accepts, the fragments

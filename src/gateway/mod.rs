@@ -7,11 +7,14 @@
 //! order asked. A field the caller's scopes do not cover is `null` with
 //! FORBIDDEN and never sent.
 //!
-//! Not yet (issue 12 stays open): the served SDL and introspection show only
-//! tokengate's own root fields, not the upstream's; `requiredScopes` does not
-//! know upstream fields; WebSocket operations are not forwarded.
+//! The served schema is composed ([`compose`]) from both sides' introspection:
+//! `__schema` and `__type` are answered from it, and it is the SDL.
+//!
+//! Not yet (issue 12 stays open): `requiredScopes` does not know upstream
+//! fields; WebSocket operations are not forwarded.
 
 pub mod assertion;
+pub mod compose;
 pub mod document;
 
 use std::future::Future;
@@ -39,6 +42,8 @@ pub struct UpstreamRoots {
     pub query: Vec<String>,
     /// Its `Mutation` type's fields.
     pub mutation: Vec<String>,
+    /// Its whole `__schema`, as introspected.
+    pub schema: serde_json::Value,
 }
 
 /// What the gateway knows of its upstream, and how it reaches it.
@@ -46,13 +51,16 @@ pub struct Gateway {
     config: Upstream,
     client: reqwest::Client,
     local: Arc<RootFields>,
+    local_schema: AppSchema,
     roots: RwLock<Option<UpstreamRoots>>,
+    composed: RwLock<Option<Arc<async_graphql::dynamic::Schema>>>,
     problem: RwLock<Option<String>>,
 }
 
 impl Gateway {
     /// A gateway for `config` beside the local schema's root fields.
     pub fn new(config: Upstream, local: &AppSchema) -> Arc<Gateway> {
+        let local_schema = local;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -67,7 +75,9 @@ impl Gateway {
             config,
             client,
             local,
+            local_schema: local_schema.clone(),
             roots: RwLock::new(None),
+            composed: RwLock::new(None),
             problem: RwLock::new(Some("the upstream's schema has not been read yet".into())),
         })
     }
@@ -113,17 +123,64 @@ impl Gateway {
             *self.roots.write().expect("lock") = None;
             return Err(RefreshError::Collision(e));
         }
+        let composed = match self.compose(&roots).await {
+            Ok(c) => c,
+            Err(e) => {
+                *self.problem.write().expect("lock") = Some(e.clone());
+                *self.roots.write().expect("lock") = None;
+                *self.composed.write().expect("lock") = None;
+                return Err(RefreshError::Collision(e));
+            }
+        };
         *self.roots.write().expect("lock") = Some(roots);
+        *self.composed.write().expect("lock") = Some(Arc::new(composed));
         *self.problem.write().expect("lock") = None;
         Ok(())
     }
 
+    /// The served schema: tokengate's (introspected here) and the upstream's.
+    async fn compose(
+        &self,
+        roots: &UpstreamRoots,
+    ) -> Result<async_graphql::dynamic::Schema, String> {
+        let local = self
+            .local_schema
+            .execute(async_graphql::Request::new(compose::INTROSPECTION))
+            .await;
+        if !local.errors.is_empty() {
+            return Err(format!(
+                "tokengate's own introspection failed: {}",
+                local.errors[0].message
+            ));
+        }
+        let local = local.data.into_json().map_err(|e| e.to_string())?;
+        let mut scopes: std::collections::HashMap<String, Vec<String>> = self
+            .local_schema
+            .policy()
+            .guarded_fields()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(str::to_owned).collect()))
+            .collect();
+        for f in &roots.query {
+            scopes.insert(
+                format!("Query.{f}"),
+                vec![self.config.scope_of("Query", f).to_owned()],
+            );
+        }
+        for f in &roots.mutation {
+            scopes.insert(
+                format!("Mutation.{f}"),
+                vec![self.config.scope_of("Mutation", f).to_owned()],
+            );
+        }
+        compose::compose(&local["__schema"], &roots.schema, &scopes)
+    }
+
     async fn introspect(&self, core: &Core) -> Result<UpstreamRoots, String> {
-        const QUERY: &str = "query TokengateIntrospection { __schema { queryType { fields(includeDeprecated: true) { name } } mutationType { fields(includeDeprecated: true) { name } } } }";
         let token = assertion::sign(core, &self.config.audience, "tokengate", "", None, None)
             .map_err(|e| e.to_string())?;
         let body = self
-            .post(&token, None, &json!({ "query": QUERY }))
+            .post(&token, None, &json!({ "query": compose::INTROSPECTION }))
             .await
             .map_err(|e| e.message)?;
         let schema = &body["data"]["__schema"];
@@ -133,6 +190,13 @@ impl Gateway {
                 body["errors"][0]["message"].as_str().unwrap_or("no data")
             ));
         }
+        let root_type = |k: &str| -> serde_json::Value {
+            let name = schema[k]["name"].as_str().unwrap_or("");
+            schema["types"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["name"] == name).cloned())
+                .unwrap_or(serde_json::Value::Null)
+        };
         let names = |t: &serde_json::Value| -> Vec<String> {
             t["fields"]
                 .as_array()
@@ -144,8 +208,9 @@ impl Gateway {
                 .unwrap_or_default()
         };
         Ok(UpstreamRoots {
-            query: names(&schema["queryType"]),
-            mutation: names(&schema["mutationType"]),
+            query: names(&root_type("queryType")),
+            mutation: names(&root_type("mutationType")),
+            schema: schema.clone(),
         })
     }
 
@@ -215,10 +280,11 @@ impl Gateway {
         let Ok(doc) = async_graphql::parser::parse_query(&query) else {
             return local.execute(request).await;
         };
+        let composed = self.composed.read().expect("lock").clone();
         let split = match document::split(&doc, request.operation_name.as_deref(), |t, n| {
             self.is_upstream(t, n)
         }) {
-            Ok(s) if s.has_upstream() => s,
+            Ok(s) if s.has_upstream() || (s.has_introspection() && composed.is_some()) => s,
             Ok(_) | Err(NotSplit::Local) => return local.execute(request).await,
             Err(NotSplit::RootFragmentDirectives) => {
                 return Response::from_errors(vec![ServerError::new(
@@ -270,6 +336,23 @@ impl Gateway {
             .collect();
         // The local part first: an invalid document stops here, before any
         // upstream call; mutations run in that order too.
+        // Introspection from the composed schema (no principal needed).
+        let mut introspection = serde_json::Map::new();
+        if let (true, Some(composed)) = (split.has_introspection(), &composed) {
+            let (doc, names) = split.print(|f| f.side == Side::Introspection);
+            let vars: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .filter_map(|n| variables.get(n).map(|v| (n.clone(), v.clone())))
+                .collect();
+            let r = composed
+                .execute(async_graphql::Request::new(doc).variables(
+                    async_graphql::Variables::from_json(serde_json::Value::Object(vars)),
+                ))
+                .await;
+            if let Ok(serde_json::Value::Object(m)) = r.data.into_json() {
+                introspection = m;
+            }
+        }
         let mut response = if split.has_local() {
             let (local_doc, _) = split.print(|f| f.side == Side::Local);
             request.query = local_doc;
@@ -350,6 +433,10 @@ impl Gateway {
             let name = Name::new(&key);
             let v = match side {
                 Side::Local => local_data.swap_remove(&name).unwrap_or(Value::Null),
+                Side::Introspection => introspection
+                    .remove(&key)
+                    .and_then(|v| Value::from_json(v).ok())
+                    .unwrap_or(Value::Null),
                 Side::Upstream => upstream_data
                     .remove(&key)
                     .and_then(|v| Value::from_json(v).ok())
@@ -509,6 +596,20 @@ impl Forwarder for Gateway {
 
     fn problem(&self) -> Option<String> {
         Gateway::problem(self)
+    }
+
+    fn sdl(&self) -> Option<String> {
+        // The dynamic schema prints applied directives but not this one's
+        // definition: added, so SDL tools (graphql-js) accept the document.
+        self.composed.read().expect("lock").as_ref().map(|s| {
+            let mut sdl = s.sdl();
+            if !sdl.contains("directive @requiresScopes") {
+                sdl.push_str(
+                    "directive @requiresScopes(scopes: [[String!]!]!) on FIELD_DEFINITION\n",
+                );
+            }
+            sdl
+        })
     }
 }
 

@@ -141,6 +141,11 @@ pub trait Forwarder: Send + Sync {
     fn problem(&self) -> Option<String> {
         None
     }
+
+    /// The SDL of the whole served schema, when it is more than the local one.
+    fn sdl(&self) -> Option<String> {
+        None
+    }
 }
 
 impl AppSchema {
@@ -182,8 +187,17 @@ impl AppSchema {
         self.inner.execute_stream(request)
     }
 
-    /// The SDL, with `@requiresScopes` on every guarded field.
+    /// The SDL, with `@requiresScopes` on every guarded field (in gateway
+    /// mode, once the upstream's schema is read, the upstream's fields too).
     pub fn sdl(&self) -> String {
+        self.forwarder
+            .as_ref()
+            .and_then(|f| f.sdl())
+            .unwrap_or_else(|| self.inner.sdl())
+    }
+
+    /// The SDL of this process's own fields only (the scope policy's source).
+    pub fn local_sdl(&self) -> String {
         self.inner.sdl()
     }
 

@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { buildSchema } from 'graphql';
+
 import { startUpstream } from '../../examples/gateway/upstream.mjs';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, binary, freePort, freshPostgres, startServer } from './server.mjs';
 
@@ -159,6 +161,29 @@ for (const backend of backends) {
       const anon = await gql(server.url, '{ orders { id } }');
       assert.equal(anon.status, 401);
       assert.equal(upstream.requests.length, before);
+    });
+
+    it('serves one schema: introspection and the SDL show both sides, with their scopes', async (t) => {
+      if (!db) return t.skip('PostgreSQL unreachable');
+      const r = await gql(
+        server.url,
+        '{ __schema { queryType { fields { name } } mutationType { fields { name } } } order: __type(name: "Order") { fields { name } } me { email } orders { id } }',
+        { token: full },
+      );
+      assert.equal(r.body.errors, undefined, JSON.stringify(r.body));
+      const q = r.body.data.__schema.queryType.fields.map((f) => f.name);
+      for (const f of ['me', 'accessTokens', 'orders', 'order', 'whoami']) assert.ok(q.includes(f), `Query.${f} in ${q}`);
+      const m = r.body.data.__schema.mutationType.fields.map((f) => f.name);
+      for (const f of ['updateAccessToken', 'placeOrder']) assert.ok(m.includes(f), `Mutation.${f} in ${m}`);
+      assert.deepEqual(r.body.data.order.fields.map((f) => f.name), ['id', 'item', 'placedBy']);
+      assert.deepEqual(Object.keys(r.body.data), ['__schema', 'order', 'me', 'orders']);
+      const sdl = await (await fetch(`${server.url}/api/schema.graphql`, { headers: { authorization: `Bearer ${full}` } })).text();
+      assert.match(sdl, /orders: \[Order!\]! @requiresScopes\(scopes: \[\["api:read"\]\]\)/);
+      assert.match(sdl, /order\(id: ID!\): Order @requiresScopes\(scopes: \[\["orders:read"\]\]\)/);
+      assert.match(sdl, /placeOrder\(item: String!\): Order! @requiresScopes\(scopes: \[\["api:write"\]\]\)/);
+      assert.match(sdl, /me: User! @requiresScopes\(scopes: \[\["me:read"\]\]\)/);
+      assert.match(sdl, /type Order \{/);
+      buildSchema(sdl); // graphql-js reads it: every directive used is defined
     });
 
     it('reports upstream errors and timeouts on the upstream fields only', async (t) => {
