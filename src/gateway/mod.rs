@@ -10,8 +10,9 @@
 //! The served schema is composed ([`compose`]) from both sides' introspection:
 //! `__schema` and `__type` are answered from it, and it is the SDL.
 //!
-//! Not yet (issue 12 stays open): `requiredScopes` does not know upstream
-//! fields; WebSocket operations are not forwarded.
+//! `requiredScopes` reads the composed schema's scope table.
+//!
+//! Not yet (issue 12 stays open): WebSocket operations are not forwarded.
 
 pub mod assertion;
 pub mod compose;
@@ -54,6 +55,8 @@ pub struct Gateway {
     local_schema: AppSchema,
     roots: RwLock<Option<UpstreamRoots>>,
     composed: RwLock<Option<Arc<async_graphql::dynamic::Schema>>>,
+    /// The composed schema's scope table, for `requiredScopes`.
+    composed_policy: RwLock<Option<crate::graphql::SharedPolicy>>,
     problem: RwLock<Option<String>>,
 }
 
@@ -78,6 +81,7 @@ impl Gateway {
             local_schema: local_schema.clone(),
             roots: RwLock::new(None),
             composed: RwLock::new(None),
+            composed_policy: RwLock::new(None),
             problem: RwLock::new(Some("the upstream's schema has not been read yet".into())),
         })
     }
@@ -132,8 +136,24 @@ impl Gateway {
                 return Err(RefreshError::Collision(e));
             }
         };
+        let policy = match crate::graphql::ScopePolicy::from_sdl(
+            &with_directive(composed.sdl()),
+            &core.scopes,
+        ) {
+            Ok(p) => {
+                let shared = crate::graphql::SharedPolicy::default();
+                let _ = shared.set(p);
+                shared
+            }
+            Err(e) => {
+                let e = format!("the composed schema's scopes: {e}");
+                *self.problem.write().expect("lock") = Some(e.clone());
+                return Err(RefreshError::Collision(e));
+            }
+        };
         *self.roots.write().expect("lock") = Some(roots);
         *self.composed.write().expect("lock") = Some(Arc::new(composed));
+        *self.composed_policy.write().expect("lock") = Some(policy);
         *self.problem.write().expect("lock") = None;
         Ok(())
     }
@@ -281,6 +301,11 @@ impl Gateway {
             return local.execute(request).await;
         };
         let composed = self.composed.read().expect("lock").clone();
+        // `requiredScopes` answers over the composed schema (the guard of
+        // local fields keeps the local table it was built with).
+        if let Some(policy) = self.composed_policy.read().expect("lock").clone() {
+            request.data.insert(policy);
+        }
         let split = match document::split(&doc, request.operation_name.as_deref(), |t, n| {
             self.is_upstream(t, n)
         }) {
@@ -477,6 +502,16 @@ impl Gateway {
     }
 }
 
+/// The composed SDL with `@requiresScopes` defined: the dynamic schema prints
+/// applied directives but not this one's definition, and SDL tools
+/// (graphql-js, tokengate's own policy reader) want it.
+fn with_directive(mut sdl: String) -> String {
+    if !sdl.contains("directive @requiresScopes") {
+        sdl.push_str("directive @requiresScopes(scopes: [[String!]!]!) on FIELD_DEFINITION\n");
+    }
+    sdl
+}
+
 fn extensions(pairs: &[(&str, &str)]) -> async_graphql::ErrorExtensionValues {
     let mut ext = async_graphql::ErrorExtensionValues::default();
     for (k, v) in pairs {
@@ -599,17 +634,11 @@ impl Forwarder for Gateway {
     }
 
     fn sdl(&self) -> Option<String> {
-        // The dynamic schema prints applied directives but not this one's
-        // definition: added, so SDL tools (graphql-js) accept the document.
-        self.composed.read().expect("lock").as_ref().map(|s| {
-            let mut sdl = s.sdl();
-            if !sdl.contains("directive @requiresScopes") {
-                sdl.push_str(
-                    "directive @requiresScopes(scopes: [[String!]!]!) on FIELD_DEFINITION\n",
-                );
-            }
-            sdl
-        })
+        self.composed
+            .read()
+            .expect("lock")
+            .as_ref()
+            .map(|s| with_directive(s.sdl()))
     }
 }
 

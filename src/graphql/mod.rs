@@ -26,7 +26,7 @@ use crate::auth::scopes::Scopes;
 use crate::auth::{Credential, Principal, Role};
 use crate::core::Core;
 use crate::error::{AppError, GqlResult};
-pub use policy::{requires_scope, ScopePolicy};
+pub use policy::{requires_scope, ScopePolicy, SharedPolicy};
 
 /// Deepest selection accepted: room for the standard introspection query that
 /// GraphQL tools send (about 14 levels), little more.

@@ -184,6 +184,12 @@ for (const backend of backends) {
       assert.match(sdl, /me: User! @requiresScopes\(scopes: \[\["me:read"\]\]\)/);
       assert.match(sdl, /type Order \{/);
       buildSchema(sdl); // graphql-js reads it: every directive used is defined
+      // requiredScopes knows the upstream's fields too.
+      const need = await gql(server.url, 'query($q: String!) { requiredScopes(query: $q) }', {
+        token: full,
+        variables: { q: '{ me { email } order(id: "1") { item } orders { id } } ' },
+      });
+      assert.deepEqual([...need.body.data.requiredScopes].sort(), ['api:read', 'me:read', 'orders:read'], JSON.stringify(need.body));
     });
 
     it('reports upstream errors and timeouts on the upstream fields only', async (t) => {
