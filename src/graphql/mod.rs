@@ -179,11 +179,19 @@ impl AppSchema {
         &self.roots
     }
 
-    /// Runs a subscription (or any operation) as a stream of responses.
+    /// Runs a subscription (or any operation) as a stream of responses. In
+    /// gateway mode a query or mutation goes through the forwarder (one
+    /// response); subscriptions are tokengate's own.
     pub fn execute_stream(
         &self,
         request: async_graphql::Request,
     ) -> async_graphql::futures_util::stream::BoxStream<'static, async_graphql::Response> {
+        if self.forwarder.is_some() && !is_subscription(&request) {
+            let this = self.clone();
+            return Box::pin(async_graphql::futures_util::stream::once(async move {
+                this.execute(request).await
+            }));
+        }
         self.inner.execute_stream(request)
     }
 
@@ -205,6 +213,22 @@ impl AppSchema {
     pub fn policy(&self) -> &ScopePolicy {
         self.policy.get().expect("set when the schema is built")
     }
+}
+
+/// Whether the operation `request` selects is a subscription (an unparseable
+/// document or an unknown operation: not one, and the schema reports it).
+fn is_subscription(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    doc.operations.iter().any(|(name, op)| {
+        op.node.ty == OperationType::Subscription
+            && match &request.operation_name {
+                Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+                None => true,
+            }
+    })
 }
 
 /// Builds the schema of tokengate alone (the `tokengate` binary's).

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildSchema } from 'graphql';
 
 import { startUpstream } from '../../examples/gateway/upstream.mjs';
+import { connect, subscribe } from './graphql-ws-client.mjs';
 import { ADMIN_EMAIL, ADMIN_PASSWORD, binary, freePort, freshPostgres, startServer } from './server.mjs';
 
 async function signIn(url) {
@@ -190,6 +191,25 @@ for (const backend of backends) {
         variables: { q: '{ me { email } order(id: "1") { item } orders { id } } ' },
       });
       assert.deepEqual([...need.body.data.requiredScopes].sort(), ['api:read', 'me:read', 'orders:read'], JSON.stringify(need.body));
+    });
+
+    it('forwards queries sent over the WebSocket too; subscriptions stay tokengate\'s', async (t) => {
+      if (!db) return t.skip('PostgreSQL unreachable');
+      const client = connect(server.url, { init: { authorization: `Bearer ${full}` } });
+      const narrow = connect(server.url, { init: { authorization: `Bearer ${readOnly}` } });
+      try {
+        const op = subscribe(client, '{ me { email } orders { item } }');
+        const first = await op.next();
+        assert.equal(first.data.me.email, ADMIN_EMAIL, JSON.stringify(first));
+        assert.equal(first.data.orders[0].item, 'tea');
+        await op.done;
+        const refused = subscribe(narrow, '{ order(id: "1") { id } }');
+        const r = await refused.next();
+        assert.equal(r.errors[0].extensions.code, 'FORBIDDEN');
+      } finally {
+        client.dispose();
+        narrow.dispose();
+      }
     });
 
     it('reports upstream errors and timeouts on the upstream fields only', async (t) => {
