@@ -25,6 +25,8 @@ const typeDefs = /* GraphQL */ `
     slow(ms: Int!): String
     "Always fails (for upstream errors)."
     fails: String
+    "A string of mb mebibytes (for the gateway's response bound)."
+    big(mb: Int!): String
   }
   type Mutation {
     "Places an order for the caller."
@@ -71,6 +73,7 @@ export async function startUpstream({ tokengate, audience, port = 0, extraQueryF
         fails: () => {
           throw new Error('the orders database is on fire');
         },
+        big: (_, { mb }) => 'x'.repeat(Math.min(mb, 64) * 1024 * 1024),
       },
       Mutation: {
         placeOrder: (_, { item }, { claims }) => {

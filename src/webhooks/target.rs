@@ -61,7 +61,7 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 /// Checks a webhook URL: absolute http(s), a host, no credentials, at most
-/// [`MAX_URL_LEN`] bytes, and — unless `allow_private` — no loopback or
+/// `MAX_URL_LEN` (2048) bytes, and — unless `allow_private` — no loopback or
 /// private host, by literal address, by `localhost`, or (when `resolve`) by
 /// what the name resolves to now. Answers the URL as it will be stored.
 /// Deliveries check again without resolving: their client's resolver refuses

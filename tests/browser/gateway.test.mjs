@@ -220,6 +220,11 @@ for (const backend of backends) {
       assert.equal(r.body.errors[0].extensions.code, 'UPSTREAM_ERROR');
       assert.deepEqual(r.body.errors[0].path, ['fails']);
       assert.match(r.body.errors[0].message, /on fire/);
+      const big = await gql(server.url, '{ me { email } big(mb: 9) }', { token: full });
+      assert.equal(big.body.data.me.email, ADMIN_EMAIL);
+      assert.equal(big.body.data.big, null);
+      assert.equal(big.body.errors[0].extensions.code, 'UPSTREAM_ERROR');
+      assert.match(big.body.errors[0].message, /too large/);
       const slow = await gql(server.url, '{ me { email } slow(ms: 3000) }', { token: full });
       assert.equal(slow.body.data.me.email, ADMIN_EMAIL);
       assert.equal(slow.body.data.slow, null);
@@ -255,6 +260,34 @@ describe('gateway start-up', () => {
       }
     } finally {
       await server.stop();
+    }
+  });
+
+  it('SIGHUP reads the upstream schema again', async () => {
+    const port = await freePort();
+    const upstreamPort = await freePort();
+    let upstream = await startUpstream({ tokengate: `http://127.0.0.1:${port}`, port: upstreamPort });
+    const server = await startServer({ listen: `127.0.0.1:${port}`, args: ['--upstream', upstream.url] });
+    try {
+      const cookie = await signIn(server.url);
+      const fields = async () =>
+        (await gql(server.url, '{ __schema { queryType { fields { name } } } }', { cookie })).body.data.__schema.queryType.fields.map((f) => f.name);
+      assert.ok(!(await fields()).includes('newField'));
+      // The upstream is redeployed with a new field; tokengate is told.
+      await upstream.close();
+      upstream = await startUpstream({ tokengate: server.url, port: upstreamPort, extraQueryFields: 'newField: String' });
+      process.kill(server.pid, 'SIGHUP');
+      let seen = false;
+      for (let i = 0; i < 50 && !seen; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = (await fields()).includes('newField');
+      }
+      assert.ok(seen, 'the new upstream field is served after SIGHUP');
+      const r = await gql(server.url, '{ newField orders { item } }', { cookie });
+      assert.equal(r.body.data.orders[0].item, 'tea', JSON.stringify(r.body));
+    } finally {
+      await server.stop();
+      await upstream.close();
     }
   });
 

@@ -75,6 +75,8 @@ export async function startServer({ app = 'tokengate', databaseUrl: shared, args
   return {
     url,
     databaseUrl,
+    /** The server's process id (to signal it). */
+    pid: child.pid,
     /** Runs a subcommand of the same binary on the server's database (`user add …`): spawnSync's result. */
     cli(args, { input } = {}) {
       return spawnSync(bin, ['--database-url', databaseUrl, ...args], { cwd: dir, env, input, encoding: 'utf8' });
