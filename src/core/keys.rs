@@ -41,6 +41,8 @@ struct Loaded {
     issuers: Vec<String>,
     active_kid: String,
     encoding: EncodingKey,
+    /// The same key, parsed once (jsonwebtoken parses it at every signature).
+    signing: Option<SigningKey>,
     verifying: HashMap<String, VerifyingKey>,
     loaded_at: Instant,
 }
@@ -180,6 +182,10 @@ async fn load(
         issuers,
         active_kid: active.kid.clone(),
         encoding: EncodingKey::from_ed_der(&active.private_key),
+        signing: {
+            use ed25519_dalek::pkcs8::DecodePrivateKey;
+            SigningKey::from_pkcs8_der(&active.private_key).ok()
+        },
         verifying,
         loaded_at: Instant::now(),
     })
@@ -252,6 +258,34 @@ impl KeyRing {
     pub fn signer(&self) -> (String, EncodingKey) {
         let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         (l.active_kid.clone(), l.encoding.clone())
+    }
+
+    /// A compact JWS (EdDSA) of `header` and `claims` with the active key,
+    /// its `kid` and `alg` set here: one scalar multiplication per signature
+    /// (the key is parsed once per load).
+    pub fn sign_compact(
+        &self,
+        mut header: serde_json::Map<String, serde_json::Value>,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, AppError> {
+        use ed25519_dalek::Signer;
+        let (kid, key) = {
+            let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+            (l.active_kid.clone(), l.signing.clone())
+        };
+        let key = key.ok_or_else(|| AppError::internal("the active signing key does not parse"))?;
+        header.insert("alg".into(), json!("EdDSA"));
+        header.insert("kid".into(), json!(kid));
+        let mut out =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(AppError::internal)?);
+        out.push('.');
+        out.push_str(
+            &URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(AppError::internal)?),
+        );
+        let signature = key.sign(out.as_bytes());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+        Ok(out)
     }
 
     /// The key that verifies tokens naming `kid`; `None` when this process has

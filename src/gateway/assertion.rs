@@ -5,12 +5,11 @@
 //! audience and a lifetime of 60 seconds.
 
 use chrono::Utc;
-use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
 use crate::auth::secret::Secret;
 use crate::core::Core;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 
 /// How long an assertion is valid.
 pub const LIFETIME_SECS: i64 = 60;
@@ -51,11 +50,7 @@ pub fn sign(
         client_id,
         request_id,
     };
-    let (kid, key) = core.keys.signer();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some("JWT".into());
-    header.kid = Some(kid);
-    jsonwebtoken::encode(&header, &claims, &key)
-        .map(Secret::new)
-        .map_err(AppError::internal)
+    let mut header = serde_json::Map::new();
+    header.insert("typ".into(), "JWT".into());
+    core.keys.sign_compact(header, &claims).map(Secret::new)
 }

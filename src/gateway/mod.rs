@@ -199,7 +199,7 @@ impl Gateway {
     async fn introspect(&self, core: &Core) -> Result<UpstreamRoots, String> {
         let token = assertion::sign(core, &self.config.audience, "tokengate", "", None, None)
             .map_err(|e| e.to_string())?;
-        let body = self
+        let body: serde_json::Value = self
             .post(&token, None, &json!({ "query": compose::INTROSPECTION }))
             .await
             .map_err(|e| e.message)?;
@@ -235,13 +235,13 @@ impl Gateway {
     }
 
     /// POSTs a GraphQL request upstream with the assertion; answers its JSON
-    /// body, or why there is none.
-    async fn post(
+    /// body read as `T` (an object), or why there is none.
+    async fn post<T: serde::de::DeserializeOwned>(
         &self,
         assertion: &crate::auth::secret::Secret,
         request_id: Option<&str>,
         body: &serde_json::Value,
-    ) -> Result<serde_json::Value, UpstreamFailure> {
+    ) -> Result<T, UpstreamFailure> {
         let mut req = self
             .client
             .post(&self.config.url)
@@ -274,8 +274,9 @@ impl Gateway {
             }
             bytes.extend_from_slice(&chunk);
         }
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) if v.is_object() => Ok(v),
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(v) if object => Ok(v),
             _ => Err(UpstreamFailure::error(&format!(
                 "the upstream answered HTTP {} without a GraphQL response",
                 status.as_u16()
@@ -392,7 +393,7 @@ impl Gateway {
         } else {
             Response::new(Value::Object(Default::default()))
         };
-        let mut upstream_data = serde_json::Map::new();
+        let mut upstream_data: async_graphql::indexmap::IndexMap<Name, Value> = Default::default();
         let mut errors: Vec<ServerError> = Vec::new();
         for (key, scope) in &forbidden {
             let mut e = ServerError::new(format!("this field needs the `{scope}` scope"), None);
@@ -414,7 +415,10 @@ impl Gateway {
                 .caller_assertion(&core, &principal, request_id.as_deref())
                 .await
             {
-                Ok(token) => self.post(&token, request_id.as_deref(), &body).await,
+                Ok(token) => {
+                    self.post::<UpstreamAnswer>(&token, request_id.as_deref(), &body)
+                        .await
+                }
                 Err(e) => Err(UpstreamFailure::error(&e)),
             };
             let sent_keys: Vec<&str> = split
@@ -424,17 +428,12 @@ impl Gateway {
                 .map(|f| f.key.as_str())
                 .collect();
             match result {
-                Ok(json) => {
-                    if let Some(d) = json.get("data").and_then(|d| d.as_object()) {
-                        upstream_data = d.clone();
+                Ok(answer) => {
+                    let no_data = answer.data.is_none();
+                    if let Some(d) = answer.data {
+                        upstream_data = d;
                     }
-                    let no_data = json.get("data").is_none_or(|d| d.is_null());
-                    for e in json
-                        .get("errors")
-                        .and_then(|e| e.as_array())
-                        .into_iter()
-                        .flatten()
-                    {
+                    for e in answer.errors.iter().flatten() {
                         errors.extend(upstream_error(e, no_data, &sent_keys));
                     }
                 }
@@ -462,10 +461,7 @@ impl Gateway {
                     .remove(&key)
                     .and_then(|v| Value::from_json(v).ok())
                     .unwrap_or(Value::Null),
-                Side::Upstream => upstream_data
-                    .remove(&key)
-                    .and_then(|v| Value::from_json(v).ok())
-                    .unwrap_or(Value::Null),
+                Side::Upstream => upstream_data.swap_remove(&name).unwrap_or(Value::Null),
             };
             merged.insert(name, v);
         }
@@ -561,6 +557,15 @@ fn upstream_error(e: &serde_json::Value, no_data: bool, sent: &[&str]) -> Vec<Se
     err.path = path;
     err.extensions = Some(ext);
     vec![err]
+}
+
+/// An upstream's GraphQL response, its data read straight into values.
+#[derive(serde::Deserialize)]
+struct UpstreamAnswer {
+    #[serde(default)]
+    data: Option<async_graphql::indexmap::IndexMap<Name, Value>>,
+    #[serde(default)]
+    errors: Option<Vec<serde_json::Value>>,
 }
 
 /// Why the upstream's schema could not be used.
