@@ -5,7 +5,8 @@
 # JWKS, the same check it makes of the gateway's assertion). g and d alternate
 # for ROUNDS rounds of DUR seconds at CONNS connections, the order flipping
 # each round, on this one machine (wrk, tokengate and node share its cores).
-# Prints each round and the ratio of medians; writes target/bench/gateway.txt.
+# After a discarded warm-up of each, prints each round and the ratio of
+# medians; writes target/bench/gateway.txt.
 #
 #   scripts/bench-gateway.sh        # DUR=5 ROUNDS=6 CONNS=32 THREADS=1
 set -euo pipefail
@@ -74,6 +75,10 @@ run() { # LABEL URL TOKEN
   line=$(TOKEN="$3" wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency -s scripts/wrk/upstream.lua "$2" | grep '^RESULT')
   echo "$1 ${line#RESULT }" | tee -a "$RESULTS"
 }
+# Warm-up, not counted: Node's JIT and both connection pools.
+echo "== warm-up (3 s each way, discarded)"
+TOKEN="$TOKEN" wrk -t"$THREADS" -c"$CONNS" -d3s -s scripts/wrk/upstream.lua http://127.0.0.1:$TG_PORT/api >/dev/null
+TOKEN="$(fresh_assertion)" wrk -t"$THREADS" -c"$CONNS" -d3s -s scripts/wrk/upstream.lua http://127.0.0.1:$UP_PORT/graphql >/dev/null
 echo "== $ROUNDS rounds of ${DUR}s, $CONNS connections, $THREADS wrk thread(s)"
 for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then
