@@ -245,3 +245,16 @@ impl IntoResponse for AppError {
 
 /// A result whose error is an [`AppError`].
 pub type AppResult<T> = Result<T, AppError>;
+
+/// An error and its causes on one line, at most 500 characters (an HTTP
+/// client's own message is often only the outermost, "error sending request").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s.chars().take(500).collect()
+}

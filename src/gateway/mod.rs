@@ -609,20 +609,13 @@ impl From<reqwest::Error> for UpstreamFailure {
                 message: "the upstream did not answer in time".into(),
             }
         } else {
-            UpstreamFailure::error(&format!("the upstream is unreachable: {}", chain(&e)))
+            // Without the URL: callers need not learn where the upstream is.
+            UpstreamFailure::error(&format!(
+                "the upstream is unreachable: {}",
+                crate::error::chain(&e.without_url())
+            ))
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 impl Forwarder for Gateway {

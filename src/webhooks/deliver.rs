@@ -376,21 +376,8 @@ async fn send(core: &Core, client: &reqwest::Client, job: &Job) -> Outcome {
         Ok(resp) => Outcome::Refused(resp.status().as_u16()),
         Err(e) if e.is_timeout() => Outcome::Failed("timed out".into()),
         // Without the URL: a receiver's URL may carry a secret in its path.
-        Err(e) => Outcome::Failed(error_chain(&e.without_url())),
+        Err(e) => Outcome::Failed(crate::error::chain(&e.without_url())),
     }
-}
-
-/// An error and its causes on one line (reqwest's own message is only the
-/// outermost, "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s.chars().take(500).collect()
 }
 
 #[cfg(test)]
