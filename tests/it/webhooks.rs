@@ -24,6 +24,7 @@ both_backends!(
     events_committed_before_a_kill_are_delivered_after_the_restart,
     expiry_warnings_come_once_per_window_and_expired_once,
     bad_webhooks_are_refused_and_change_nothing,
+    machine_tokens_are_not_announced_but_their_ends_are,
 );
 
 single!(async private_targets_are_refused_unless_allowed);
@@ -855,5 +856,116 @@ async fn private_targets_are_refused_unless_allowed() {
         .gql(Auth::Cookie(&cookie), "{ webhooks { id } }", json!({}))
         .await;
     assert_eq!(r.data()["webhooks"], json!([]));
+    app.finish().await;
+}
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> Value {
+    let mut req = app.client.post(app.url(path)).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// Client-credentials and exchanged tokens are not announced one by one
+/// (`token.created`), but a token exchanged from one rotated with a grace
+/// period is announced as revoked with its parent's rotation.
+async fn machine_tokens_are_not_announced_but_their_ends_are(b: Backend) {
+    let app = TestApp::start(b, fast).await;
+    let cookie = app.sign_in_admin().await;
+    let receiver = Receiver::start(Answer::Ok).await;
+    register(
+        &app,
+        &cookie,
+        &receiver,
+        &["token.created", "token.rotated", "token.revoked"],
+    )
+    .await;
+    // A service account's client-credentials token: no event.
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "mutation { createServiceAccount(name: \"robot\", scopes: [\"me:read\"]) { clientSecret serviceAccount { clientId } } }",
+            json!({}),
+        )
+        .await;
+    let p = &r.data()["createServiceAccount"];
+    let (id, secret) = (
+        p["serviceAccount"]["clientId"].as_str().unwrap().to_owned(),
+        p["clientSecret"].as_str().unwrap().to_owned(),
+    );
+    let cc = post_form(
+        &app,
+        "/oauth2/token",
+        Some((&id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert!(cc["access_token"].is_string(), "{cc}");
+    // A named token, and a token exchanged from it: one token.created (the named one).
+    let (parent, parent_id) = app.issue(Auth::Cookie(&cookie), "deploy", None, 3600).await;
+    let ex = post_form(
+        &app,
+        "/oauth2/token",
+        None,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", &parent),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ],
+    )
+    .await;
+    let child = ex["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{ex}"))
+        .to_owned();
+    let child_id = crate::support::jwt_claims(&child)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Rotated with a grace period: token.rotated, and the child's token.revoked.
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "mutation($id: ID) { rotateAccessToken(id: $id, gracePeriod: 60) { accessToken { id } } }",
+            json!({ "id": parent_id }),
+        )
+        .await;
+    assert!(r.body["errors"].is_null(), "{}", r.body);
+    let got = receiver
+        .wait_until(Duration::from_secs(10), |g| g.len() >= 3)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got: Vec<(String, String)> = receiver
+        .got()
+        .iter()
+        .map(|r| {
+            (
+                r.body["type"].as_str().unwrap().to_owned(),
+                r.body["data"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got.contains(&("token.created".into(), parent_id.clone())),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|(t, _)| t == "token.rotated"), "{got:?}");
+    assert!(
+        got.contains(&("token.revoked".into(), child_id.clone())),
+        "{got:?}"
+    );
     app.finish().await;
 }
