@@ -943,7 +943,7 @@ async fn machine_tokens_are_not_announced_but_their_ends_are(b: Backend) {
         )
         .await;
     assert!(r.body["errors"].is_null(), "{}", r.body);
-    let got = receiver
+    receiver
         .wait_until(Duration::from_secs(10), |g| g.len() >= 3)
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
