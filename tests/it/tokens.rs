@@ -1005,12 +1005,13 @@ async fn rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period(b:
     assert_eq!(app.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
 
     // Self-rotation with a grace period: the token in use keeps working, then stops.
+    // Timed from before the request: the grace counts from the rotation.
+    let started = std::time::Instant::now();
     let r = app.gql(Auth::Bearer(&new), ROTATE, json!({ "g": 2 })).await;
     let newer = r.data()["rotateAccessToken"]["sessionJwt"]
         .as_str()
         .unwrap_or_else(|| panic!("{}", r.body))
         .to_owned();
-    let started = std::time::Instant::now();
     assert_eq!(app.me(Auth::Bearer(&new)).await.status, StatusCode::OK);
     // Listed as active while in grace; a second rotation of it is refused.
     let r = app.gql(Auth::Bearer(&new), ROTATE, json!({ "g": 0 })).await;
@@ -1059,6 +1060,8 @@ async fn a_grace_period_ends_on_every_process(b: Backend) {
     let (old, old_id) = a.issue(Auth::Cookie(&cookie), "deploy", None, 3600).await;
     // Cached as valid on the other process.
     assert_eq!(other.me(Auth::Bearer(&old)).await.status, StatusCode::OK);
+    // Timed from before the request: the grace counts from the rotation.
+    let rotated = std::time::Instant::now();
     let r = a
         .gql(
             Auth::Cookie(&cookie),
@@ -1070,7 +1073,6 @@ async fn a_grace_period_ends_on_every_process(b: Backend) {
         .as_str()
         .unwrap_or_else(|| panic!("{}", r.body))
         .to_owned();
-    let rotated = std::time::Instant::now();
     assert_eq!(
         other.me(Auth::Bearer(&old)).await.status,
         StatusCode::OK,
