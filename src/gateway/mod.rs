@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::auth::Principal;
 use crate::config::Upstream;
 use crate::core::Core;
-use crate::graphql::{AppSchema, Forwarder, RequestMeta, RootFields};
+use crate::graphql::{AppSchema, Forwarder, RequestMeta};
 use document::{NotSplit, Side};
 
 /// The largest upstream response read (a bigger one is an UPSTREAM_ERROR).
@@ -47,49 +47,69 @@ pub struct UpstreamRoots {
     pub schema: serde_json::Value,
 }
 
+/// The upstream's schema as last read, and what it takes to serve it: one
+/// value, swapped whole, so a request sees one consistent version.
+struct Loaded {
+    roots: UpstreamRoots,
+    /// The served schema (introspection answers, the SDL).
+    composed: async_graphql::dynamic::Schema,
+    /// Its scope table, for `requiredScopes`.
+    policy: crate::graphql::SharedPolicy,
+}
+
+impl Loaded {
+    fn is_upstream(&self, ty: OperationType, name: &str) -> bool {
+        match ty {
+            OperationType::Query => self.roots.query.iter().any(|f| f == name),
+            OperationType::Mutation => self.roots.mutation.iter().any(|f| f == name),
+            OperationType::Subscription => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    loaded: Option<Arc<Loaded>>,
+    /// Why the upstream is not (or no longer) usable; `None` when it is.
+    problem: Option<String>,
+}
+
 /// What the gateway knows of its upstream, and how it reaches it.
 pub struct Gateway {
     config: Upstream,
     client: reqwest::Client,
-    local: Arc<RootFields>,
     local_schema: AppSchema,
-    roots: RwLock<Option<UpstreamRoots>>,
-    composed: RwLock<Option<Arc<async_graphql::dynamic::Schema>>>,
-    /// The composed schema's scope table, for `requiredScopes`.
-    composed_policy: RwLock<Option<crate::graphql::SharedPolicy>>,
-    problem: RwLock<Option<String>>,
+    state: RwLock<State>,
 }
 
 impl Gateway {
-    /// A gateway for `config` beside the local schema's root fields.
+    /// A gateway for `config` beside the local schema.
     pub fn new(config: Upstream, local: &AppSchema) -> Arc<Gateway> {
-        let local_schema = local;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(config.timeout)
             .build()
             .expect("the upstream client's settings are valid");
-        let local = Arc::new(RootFields {
-            query: local.root_fields().query.clone(),
-            mutation: local.root_fields().mutation.clone(),
-        });
         Arc::new(Gateway {
             config,
             client,
-            local,
-            local_schema: local_schema.clone(),
-            roots: RwLock::new(None),
-            composed: RwLock::new(None),
-            composed_policy: RwLock::new(None),
-            problem: RwLock::new(Some("the upstream's schema has not been read yet".into())),
+            local_schema: local.clone(),
+            state: RwLock::new(State {
+                loaded: None,
+                problem: Some("the upstream's schema has not been read yet".into()),
+            }),
         })
     }
 
     /// `None` when the upstream's schema is loaded and usable; else why not
     /// (for `/readyz`).
     pub fn problem(&self) -> Option<String> {
-        self.problem.read().expect("lock").clone()
+        self.state.read().expect("lock").problem.clone()
+    }
+
+    fn loaded(&self) -> Option<Arc<Loaded>> {
+        self.state.read().expect("lock").loaded.clone()
     }
 
     /// Reads the upstream's root fields by introspection and, when none
@@ -97,65 +117,74 @@ impl Gateway {
     /// error naming the fields; until the next good read the upstream is not
     /// used (tokengate's own fields still are).
     pub async fn refresh(&self, core: &Core) -> Result<(), RefreshError> {
-        let roots = match self.introspect(core).await {
-            Ok(r) => r,
-            Err(e) => {
-                let e = format!("the upstream at {} is unreachable: {e}", self.config.url);
-                *self.problem.write().expect("lock") = Some(e.clone());
-                return Err(RefreshError::Unreachable(e));
+        let outcome = self.load(core).await;
+        let mut state = self.state.write().expect("lock");
+        match outcome {
+            Ok(loaded) => {
+                *state = State {
+                    loaded: Some(Arc::new(loaded)),
+                    problem: None,
+                };
+                Ok(())
             }
-        };
+            // Unreachable: the last good read stays in use meanwhile.
+            Err(RefreshError::Unreachable(e)) => {
+                state.problem = Some(e.clone());
+                Err(RefreshError::Unreachable(e))
+            }
+            Err(RefreshError::Collision(e)) => {
+                *state = State {
+                    loaded: None,
+                    problem: Some(e.clone()),
+                };
+                Err(RefreshError::Collision(e))
+            }
+        }
+    }
+
+    async fn load(&self, core: &Core) -> Result<Loaded, RefreshError> {
+        let roots = self.introspect(core).await.map_err(|e| {
+            RefreshError::Unreachable(format!(
+                "the upstream at {} is unreachable: {e}",
+                self.config.url
+            ))
+        })?;
+        let local = self.local_schema.root_fields();
         let clash: Vec<String> = roots
             .query
             .iter()
-            .filter(|f| self.local.query.contains(f))
+            .filter(|f| local.query.contains(f))
             .map(|f| format!("Query.{f}"))
             .chain(
                 roots
                     .mutation
                     .iter()
-                    .filter(|f| self.local.mutation.contains(f))
+                    .filter(|f| local.mutation.contains(f))
                     .map(|f| format!("Mutation.{f}")),
             )
             .collect();
         if !clash.is_empty() {
-            let e = format!(
+            return Err(RefreshError::Collision(format!(
                 "the upstream's root fields {} collide with tokengate's: rename them upstream",
                 clash.join(", ")
-            );
-            *self.problem.write().expect("lock") = Some(e.clone());
-            *self.roots.write().expect("lock") = None;
-            return Err(RefreshError::Collision(e));
+            )));
         }
-        let composed = match self.compose(&roots).await {
-            Ok(c) => c,
-            Err(e) => {
-                *self.problem.write().expect("lock") = Some(e.clone());
-                *self.roots.write().expect("lock") = None;
-                *self.composed.write().expect("lock") = None;
-                return Err(RefreshError::Collision(e));
-            }
-        };
-        let policy = match crate::graphql::ScopePolicy::from_sdl(
-            &with_directive(composed.sdl()),
-            &core.scopes,
-        ) {
-            Ok(p) => {
-                let shared = crate::graphql::SharedPolicy::default();
-                let _ = shared.set(p);
-                shared
-            }
-            Err(e) => {
-                let e = format!("the composed schema's scopes: {e}");
-                *self.problem.write().expect("lock") = Some(e.clone());
-                return Err(RefreshError::Collision(e));
-            }
-        };
-        *self.roots.write().expect("lock") = Some(roots);
-        *self.composed.write().expect("lock") = Some(Arc::new(composed));
-        *self.composed_policy.write().expect("lock") = Some(policy);
-        *self.problem.write().expect("lock") = None;
-        Ok(())
+        let composed = self
+            .compose(&roots)
+            .await
+            .map_err(RefreshError::Collision)?;
+        let policy =
+            crate::graphql::ScopePolicy::from_sdl(&with_directive(composed.sdl()), &core.scopes)
+                .map_err(|e| {
+                    RefreshError::Collision(format!("the composed schema's scopes: {e}"))
+                })?;
+        let shared = crate::graphql::SharedPolicy::default();
+        let _ = shared.set(policy);
+        Ok(Loaded {
+            roots,
+            composed,
+            policy: shared,
+        })
     }
 
     /// The served schema: tokengate's (introspected here) and the upstream's.
@@ -284,33 +313,22 @@ impl Gateway {
         }
     }
 
-    fn is_upstream(&self, ty: OperationType, name: &str) -> bool {
-        let roots = self.roots.read().expect("lock");
-        let Some(roots) = roots.as_ref() else {
-            return false;
-        };
-        match ty {
-            OperationType::Query => roots.query.iter().any(|f| f == name),
-            OperationType::Mutation => roots.mutation.iter().any(|f| f == name),
-            OperationType::Subscription => false,
-        }
-    }
-
     async fn run(&self, local: &AppSchema, mut request: async_graphql::Request) -> Response {
         let query = request.query.clone();
         let Ok(doc) = async_graphql::parser::parse_query(&query) else {
             return local.execute(request).await;
         };
-        let composed = self.composed.read().expect("lock").clone();
+        // One version of the upstream's schema for the whole request.
+        let Some(loaded) = self.loaded() else {
+            return local.execute(request).await;
+        };
         // `requiredScopes` answers over the composed schema (the guard of
         // local fields keeps the local table it was built with).
-        if let Some(policy) = self.composed_policy.read().expect("lock").clone() {
-            request.data.insert(policy);
-        }
+        request.data.insert(loaded.policy.clone());
         let split = match document::split(&doc, request.operation_name.as_deref(), |t, n| {
-            self.is_upstream(t, n)
+            loaded.is_upstream(t, n)
         }) {
-            Ok(s) if s.has_upstream() || (s.has_introspection() && composed.is_some()) => s,
+            Ok(s) if s.has_upstream() || s.has_introspection() => s,
             Ok(_) | Err(NotSplit::Local) => return local.execute(request).await,
             Err(NotSplit::RootFragmentDirectives) => {
                 return Response::from_errors(vec![ServerError::new(
@@ -364,13 +382,14 @@ impl Gateway {
         // upstream call; mutations run in that order too.
         // Introspection from the composed schema (no principal needed).
         let mut introspection = serde_json::Map::new();
-        if let (true, Some(composed)) = (split.has_introspection(), &composed) {
+        if split.has_introspection() {
             let (doc, names) = split.print(|f| f.side == Side::Introspection);
             let vars: serde_json::Map<String, serde_json::Value> = names
                 .iter()
                 .filter_map(|n| variables.get(n).map(|v| (n.clone(), v.clone())))
                 .collect();
-            let r = composed
+            let r = loaded
+                .composed
                 .execute(async_graphql::Request::new(doc).variables(
                     async_graphql::Variables::from_json(serde_json::Value::Object(vars)),
                 ))
@@ -632,11 +651,7 @@ impl Forwarder for Gateway {
     }
 
     fn sdl(&self) -> Option<String> {
-        self.composed
-            .read()
-            .expect("lock")
-            .as_ref()
-            .map(|s| with_directive(s.sdl()))
+        self.loaded().map(|l| with_directive(l.composed.sdl()))
     }
 }
 

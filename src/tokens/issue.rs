@@ -214,9 +214,11 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     let children = Condition::all()
                         .add(access_token::Column::ParentId.eq(old.as_str()))
                         .add(access_token::Column::Grant.eq(Grant::TokenExchange));
+                    let outbox = webhooks::outbox::Outbox::open(txn).await?;
                     for child in revoke_where(txn, children, at, retired_by_again).await? {
-                        let data = webhooks::outbox::token_data(txn, &child).await?;
-                        webhooks::outbox::enqueue(txn, "token.revoked", data, now).await?;
+                        outbox
+                            .token_event(txn, "token.revoked", &child, |_| {}, now)
+                            .await?;
                     }
                 }
                 if let Some(cap) = cap {
@@ -224,27 +226,34 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 }
                 let record = record.insert(txn).await?;
                 // The outbox, in the same transaction (SPEC §10).
-                let mut data = webhooks::outbox::token_data(txn, &record).await?;
-                let previous: Vec<&str> = retire_id
+                let previous: Vec<String> = retire_id
                     .iter()
-                    .map(String::as_str)
-                    .chain(replaced.iter().map(|t| t.id.as_str()))
+                    .cloned()
+                    .chain(replaced.iter().map(|t| t.id.clone()))
                     .collect();
-                // Client-credentials and exchanged tokens are short-lived and
-                // renewed by their clients: no token.created for each.
-                let machine = record.grant != Grant::Api;
-                let kind = if previous.is_empty() {
-                    "token.created"
-                } else {
-                    data["previousIds"] = serde_json::json!(previous);
-                    if let Some((_, at)) = retire_at {
-                        data["previousRevokedAt"] =
-                            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
-                    }
-                    "token.rotated"
-                };
-                if !(machine && kind == "token.created") {
-                    webhooks::outbox::enqueue(txn, kind, data, now).await?;
+                let outbox = webhooks::outbox::Outbox::open(txn).await?;
+                if !previous.is_empty() {
+                    outbox
+                        .token_event(
+                            txn,
+                            "token.rotated",
+                            &record,
+                            |data| {
+                                data["previousIds"] = serde_json::json!(previous);
+                                if let Some((_, at)) = retire_at {
+                                    data["previousRevokedAt"] =
+                                        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+                                }
+                            },
+                            now,
+                        )
+                        .await?;
+                } else if record.grant == Grant::Api {
+                    // Client-credentials and exchanged tokens are short-lived
+                    // and renewed by their clients: no token.created for each.
+                    outbox
+                        .token_event(txn, "token.created", &record, |_| {}, now)
+                        .await?;
                 }
                 // Wakes other processes' `accessTokenEvents` (PostgreSQL).
                 crate::core::revocations::notify(txn).await?;

@@ -116,9 +116,11 @@ pub async fn revoke_record(
                 )
                 .await?;
                 // The outbox, in the same transaction: one event per token.
+                let outbox = webhooks::outbox::Outbox::open(txn).await?;
                 for t in &revoked {
-                    let data = webhooks::outbox::token_data(txn, t).await?;
-                    webhooks::outbox::enqueue(txn, "token.revoked", data, now).await?;
+                    outbox
+                        .token_event(txn, "token.revoked", t, |_| {}, now)
+                        .await?;
                 }
                 Ok(revoked)
             })

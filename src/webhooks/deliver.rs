@@ -65,6 +65,7 @@ pub async fn run(core: Arc<Core>) {
     );
     let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let mut pruned = tokio::time::Instant::now();
+    let mut counted = pruned - core.config.webhook_poll_interval;
     loop {
         if pruned.elapsed() >= Duration::from_secs(3600) {
             pruned = tokio::time::Instant::now();
@@ -116,10 +117,15 @@ pub async fn run(core: Arc<Core>) {
                 core.webhook_wake.notify_one();
             });
         }
-        if let Ok(n) = pending(&core).await {
-            core.metrics
-                .webhook_pending
-                .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+        // The gauge is refreshed at most once per poll interval, not after
+        // every attempt that wakes this loop.
+        if counted.elapsed() >= core.config.webhook_poll_interval {
+            counted = tokio::time::Instant::now();
+            if let Ok(n) = pending(&core).await {
+                core.metrics
+                    .webhook_pending
+                    .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+            }
         }
         if !full {
             let _ = tokio::time::timeout(

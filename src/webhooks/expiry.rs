@@ -112,17 +112,21 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
                     if marked.rows_affected == 0 {
                         return Ok(false);
                     }
-                    let mut data = super::outbox::token_data(txn, &token).await?;
-                    if target > 0 {
-                        data["expiresInSeconds"] = left.into();
-                        data["warningWindowSeconds"] = target.into();
-                    }
                     let kind = if target == 0 {
                         "token.expired"
                     } else {
                         "token.expiring"
                     };
-                    super::outbox::enqueue(txn, kind, data, now).await?;
+                    let extra = |data: &mut serde_json::Value| {
+                        if target > 0 {
+                            data["expiresInSeconds"] = left.into();
+                            data["warningWindowSeconds"] = target.into();
+                        }
+                    };
+                    super::outbox::Outbox::open(txn)
+                        .await?
+                        .token_event(txn, kind, &token, extra, now)
+                        .await?;
                     Ok(true)
                 })
             })

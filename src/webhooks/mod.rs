@@ -157,10 +157,7 @@ pub async fn delete(
                     .one(txn)
                     .await?
                     .ok_or_else(|| AppError::NotFound(format!("no webhook with id `{id}`")))?;
-                webhook_delivery::Entity::delete_many()
-                    .filter(webhook_delivery::Column::WebhookId.eq(id.as_str()))
-                    .exec(txn)
-                    .await?;
+                // Its deliveries go with it (ON DELETE CASCADE).
                 webhook::Entity::delete_by_id(id.as_str()).exec(txn).await?;
                 audit::record(
                     txn,

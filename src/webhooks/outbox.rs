@@ -7,28 +7,65 @@ use entity::{access_token, user, webhook, webhook_delivery, webhook_event};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, NotSet, QuerySelect, Set};
 use serde_json::{json, Value};
 
-/// Queues `event_type` with `data` for every webhook subscribed to it, on the
-/// caller's transaction. Does nothing when none is.
-pub async fn enqueue(
+/// The webhooks of one transaction, read once (with a share lock on
+/// PostgreSQL; SQLite has one writer at a time): a concurrent deleteWebhook
+/// waits for the transaction, then its cascade removes what it queued,
+/// instead of failing the change.
+pub struct Outbox {
+    /// (webhook id, its space-separated event types)
+    hooks: Vec<(String, String)>,
+}
+
+impl Outbox {
+    /// Reads the registered webhooks on the caller's transaction.
+    pub async fn open(txn: &impl ConnectionTrait) -> Result<Outbox, sea_orm::DbErr> {
+        let hooks = webhook::Entity::find()
+            .lock_shared()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|w| (w.id, w.events))
+            .collect();
+        Ok(Outbox { hooks })
+    }
+
+    fn subscribers(&self, event_type: &str) -> Vec<String> {
+        self.hooks
+            .iter()
+            .filter(|(_, events)| events.split(' ').any(|e| e == event_type))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Queues `event_type` about `token` (its fields, then `extra`'s
+    /// additions) for every webhook subscribed to it; with none, does no work
+    /// at all (no owner lookup, no rows).
+    pub async fn token_event(
+        &self,
+        txn: &impl ConnectionTrait,
+        event_type: &'static str,
+        token: &access_token::Model,
+        extra: impl FnOnce(&mut Value),
+        now: DateTime<Utc>,
+    ) -> Result<(), sea_orm::DbErr> {
+        let hooks = self.subscribers(event_type);
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let mut data = token_data(txn, token).await?;
+        extra(&mut data);
+        enqueue(txn, hooks, event_type, data, now).await
+    }
+}
+
+/// Writes one event and a delivery row per webhook in `hooks`.
+async fn enqueue(
     txn: &impl ConnectionTrait,
+    hooks: Vec<String>,
     event_type: &'static str,
     data: Value,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
-    // Read with a share lock (PostgreSQL; SQLite has one writer at a time): a
-    // concurrent deleteWebhook waits for this transaction, then its cascade
-    // removes what this one queued, instead of failing this change.
-    let hooks: Vec<String> = webhook::Entity::find()
-        .lock_shared()
-        .all(txn)
-        .await?
-        .into_iter()
-        .filter(|w| w.events.split(' ').any(|e| e == event_type))
-        .map(|w| w.id)
-        .collect();
-    if hooks.is_empty() {
-        return Ok(());
-    }
     let payload = json!({
         "type": event_type,
         "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -67,7 +104,7 @@ pub async fn enqueue(
 
 /// A token's fields for an event's `data`, with its owner's id and email:
 /// never its value or digest.
-pub async fn token_data(
+async fn token_data(
     txn: &impl ConnectionTrait,
     token: &access_token::Model,
 ) -> Result<Value, sea_orm::DbErr> {
