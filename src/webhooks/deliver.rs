@@ -64,11 +64,12 @@ pub async fn run(core: Arc<Core>) {
         core.config.webhook_timeout,
     );
     let busy: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let mut pruned = tokio::time::Instant::now();
-    let mut counted = pruned - core.config.webhook_poll_interval;
+    // Pruned at start, then hourly.
+    let mut pruned: Option<tokio::time::Instant> = None;
+    let mut counted = tokio::time::Instant::now() - core.config.webhook_poll_interval;
     loop {
-        if pruned.elapsed() >= Duration::from_secs(3600) {
-            pruned = tokio::time::Instant::now();
+        if pruned.is_none_or(|p| p.elapsed() >= Duration::from_secs(3600)) {
+            pruned = Some(tokio::time::Instant::now());
             if let Err(e) = prune(&core).await {
                 tracing::warn!(error = %e, "could not prune old webhook deliveries");
             }

@@ -346,6 +346,41 @@ fn durations_out_of_range_are_refused_at_start() {
     let (ok, _, err) = run(&["--issuer", "auth.example.com", "schema"], None, &[]);
     assert!(!ok);
     assert!(err.contains("not an http(s) URL"), "{err}");
+    // The webhook and gateway settings (SPEC §8, §10).
+    let bad_upstream = dir.path().join("upstream.toml");
+    std::fs::write(
+        &bad_upstream,
+        "[upstream]\nurl = \"http://127.0.0.1:4000/graphql\"\n[upstream.scopes]\n\"orders\" = \"orders:read\"\n",
+    )
+    .unwrap();
+    let no_url = dir.path().join("no-url.toml");
+    std::fs::write(
+        &no_url,
+        "[upstream.scopes]\n\"Query.orders\" = \"orders:read\"\n",
+    )
+    .unwrap();
+    let refused: [(&[&str], &str); 6] = [
+        (&["--webhook-timeout", "1h"], "--webhook-timeout"),
+        (
+            &["--token-expiry-warnings", "7d,1s"],
+            "--token-expiry-warnings",
+        ),
+        (&["--token-expiry-warnings", "soon"], "not a duration"),
+        (
+            &["--upstream", "ftp://example.com/graphql"],
+            "not an http(s) URL",
+        ),
+        (
+            &["--config", bad_upstream.to_str().unwrap()],
+            "is not a root field",
+        ),
+        (&["--config", no_url.to_str().unwrap()], "needs a url"),
+    ];
+    for (args, says) in refused {
+        let (ok, _, err) = run(&[args, &["schema"]].concat(), None, &[]);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 both_backends!(

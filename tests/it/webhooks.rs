@@ -25,6 +25,7 @@ both_backends!(
     expiry_warnings_come_once_per_window_and_expired_once,
     bad_webhooks_are_refused_and_change_nothing,
     machine_tokens_are_not_announced_but_their_ends_are,
+    finished_deliveries_are_pruned_after_a_week,
 );
 
 single!(async private_targets_are_refused_unless_allowed);
@@ -966,6 +967,65 @@ async fn machine_tokens_are_not_announced_but_their_ends_are(b: Backend) {
     assert!(
         got.contains(&("token.revoked".into(), child_id.clone())),
         "{got:?}"
+    );
+    app.finish().await;
+}
+
+/// Delivered deliveries older than 7 days, and events left without any, are
+/// pruned (at start, then hourly); recent ones stay.
+async fn finished_deliveries_are_pruned_after_a_week(b: Backend) {
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+    let app = TestApp::start(b, fast).await;
+    let cookie = app.sign_in_admin().await;
+    let receiver = Receiver::start(Answer::Ok).await;
+    register(&app, &cookie, &receiver, &["token.created"]).await;
+    app.issue(Auth::Cookie(&cookie), "old", None, 3600).await;
+    app.issue(Auth::Cookie(&cookie), "new", None, 3600).await;
+    receiver
+        .wait_until(Duration::from_secs(10), |g| g.len() >= 2)
+        .await;
+    let count = |app: &TestApp| {
+        let db = app.conn().clone();
+        async move {
+            (
+                entity::webhook_delivery::Entity::find()
+                    .count(&db)
+                    .await
+                    .unwrap(),
+                entity::webhook_event::Entity::find()
+                    .count(&db)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    // Wait for both outcomes to be recorded, then age the first by 8 days.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let rows = entity::webhook_delivery::Entity::find()
+            .all(app.conn())
+            .await
+            .unwrap();
+        if rows.iter().all(|d| d.status == "delivered") || std::time::Instant::now() > deadline {
+            break rows.into_iter().min_by_key(|d| d.id).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.status, "delivered");
+    let created = first.created_at;
+    let mut old: entity::webhook_delivery::ActiveModel = first.into();
+    old.created_at = Set(created - chrono::Duration::days(8));
+    old.update(app.conn()).await.unwrap();
+    assert_eq!(count(&app).await, (2, 2));
+    let app = app.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&app).await != (1, 1) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(&app).await,
+        (1, 1),
+        "the old delivery and its event are gone"
     );
     app.finish().await;
 }
