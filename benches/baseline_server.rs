@@ -24,7 +24,7 @@ use tokengate::Config;
 struct Baseline {
     core: Arc<Core>,
     schema: AppSchema,
-    principal: Principal,
+    principal: Arc<Principal>,
 }
 
 /// The server's `POST /api` with the guard step replaced by a fixed principal.
@@ -59,7 +59,7 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "sqlite://tokengate.db?mode=rwc".into());
     // The same logging set-up as the server (TOKENGATE_LOG decides the level).
-    tokengate::telemetry::init(tokengate::config::LogFormat::Text);
+    let _logs = tokengate::telemetry::init(tokengate::config::LogFormat::Text);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,12 +76,11 @@ fn main() {
             .into_iter()
             .find(|u| u.role == Role::Admin)
             .expect("an administrator exists (start tokengate once first)");
-        let principal = Principal {
-            user_id: admin.id,
-            role: Role::Admin,
-            scopes: core.scopes.all(),
-            credential: Credential::Operator,
-        };
+        let principal = Arc::new(Principal::of_user(
+            &admin,
+            core.scopes.all(),
+            Credential::Operator,
+        ));
         // The same layers and connection handling as the server; only the guard is missing.
         let routes = Router::new().route("/api", post(api));
         let schema = tokengate::graphql::build_schema(&core.scopes).expect("schema");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderMap, HeaderValue};
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokengate::auth::secret::Secret;
-use tokengate::auth::{Credential, Principal, Role};
+use tokengate::auth::{Credential, Principal};
 use tokengate::core::Core;
 use tokengate::tokens::{self, IssueRequest};
 use tokengate::Config;
@@ -56,12 +56,7 @@ fn fixture() -> Fixture {
             .await
             .unwrap()
             .unwrap();
-        let admin = Principal {
-            user_id: user.id.clone(),
-            role: Role::Admin,
-            scopes: app.scopes.all(),
-            credential: Credential::Operator,
-        };
+        let admin = Principal::of_user(&user, app.scopes.all(), Credential::Operator);
         let req = IssueRequest {
             name: "bench".into(),
             expiration_time: Some(chrono::Utc::now().timestamp() + 3600),

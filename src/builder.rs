@@ -219,7 +219,7 @@ where
     pub async fn run(self, cli: Cli) -> anyhow::Result<()> {
         let config = Config::load(&cli.config).map_err(anyhow::Error::msg)?;
         let (config, schema) = self.prepare(config)?;
-        telemetry::init(config.log_format);
+        let _logs = telemetry::init(config.log_format);
         match cli.command.unwrap_or(cli::Command::Serve) {
             cli::Command::Serve => server::serve(config, schema).await,
             command => cli::run(config, command, &schema).await,

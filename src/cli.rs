@@ -192,12 +192,11 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                 let at = secs.and_then(|s| chrono::Utc::now().timestamp().checked_add(s));
                 Some(at.ok_or_else(|| anyhow!("--expires `{expires}` is too long"))?)
             };
-            let principal = crate::auth::Principal {
-                user_id: user.id.clone(),
-                role,
-                scopes: core.scopes.of_role(role),
-                credential: crate::auth::Credential::Operator,
-            };
+            let principal = crate::auth::Principal::of_user(
+                &user,
+                core.scopes.of_role(role),
+                crate::auth::Credential::Operator,
+            );
             let req = tokens::IssueRequest {
                 name,
                 expiration_time,
@@ -244,12 +243,11 @@ async fn run_token(config: Config, cmd: TokenCommand) -> Result<()> {
                 .await?
                 .ok_or_else(|| anyhow!("the token's owner no longer exists"))?;
             // The operator acts as the token's owner.
-            let principal = crate::auth::Principal {
-                user_id: owner.id.clone(),
-                role: owner.role,
-                scopes: core.scopes.of_role(owner.role),
-                credential: crate::auth::Credential::Operator,
-            };
+            let principal = crate::auth::Principal::of_user(
+                &owner,
+                core.scopes.of_role(owner.role),
+                crate::auth::Credential::Operator,
+            );
             let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
             let issued = tokens::rotate(&core, &principal, Some(&id), secs, None).await?;
             eprintln!(

@@ -4,6 +4,8 @@
 //! A Bearer header, when present, is the credential: a bad one is refused even
 //! when a valid cookie comes with it.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderMap};
 use cookie::Cookie;
 
@@ -62,43 +64,46 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, AppError>> {
 
 /// A Bearer token's principal: from the cache when seen before (one SHA-256,
 /// one lookup, no JWT decoding, no database), else fully verified and cached.
+/// Either way the use is noted once, with `ip` when known.
 pub async fn token_principal(
     core: &Core,
     token: &str,
     ip: Option<std::net::IpAddr>,
-) -> Result<Principal, AppError> {
+) -> Result<Arc<Principal>, AppError> {
     let digest = sha256(token.as_bytes());
-    if let Some(p) = core.credentials.get(Kind::Token, &digest) {
-        if let Some(id) = p.token_id() {
-            core.last_used.touch(id, chrono::Utc::now(), ip);
+    let p = match core.credentials.get(Kind::Token, &digest) {
+        Some(p) => p,
+        None => {
+            let (p, _) = tokens::check(core, token).await?;
+            let p = Arc::new(p);
+            if let Credential::Token { expires_at, .. } = &p.credential {
+                core.credentials
+                    .insert(Kind::Token, digest, p.clone(), *expires_at);
+            }
+            p
         }
-        return Ok(p);
-    }
-    let p = tokens::authenticate(core, token).await?;
-    if let (Some(id), Some(_)) = (p.token_id(), ip) {
+    };
+    if let Some(id) = p.token_id() {
         core.last_used.touch(id, chrono::Utc::now(), ip);
-    }
-    if let Credential::Token { expires_at, .. } = &p.credential {
-        core.credentials
-            .insert(Kind::Token, digest, p.clone(), *expires_at);
     }
     Ok(p)
 }
 
 /// A session cookie's principal, cached like tokens until the session expires.
-pub async fn session_principal(core: &Core, value: &str) -> Result<Principal, AppError> {
+pub async fn session_principal(core: &Core, value: &str) -> Result<Arc<Principal>, AppError> {
     let digest = sha256(value.as_bytes());
     if let Some(p) = core.credentials.get(Kind::Session, &digest) {
         return Ok(p);
     }
     let (p, expires_at) = sessions::authenticate(&core.db, &core.scopes, value).await?;
+    let p = Arc::new(p);
     core.credentials
         .insert(Kind::Session, digest, p.clone(), Some(expires_at));
     Ok(p)
 }
 
 /// Authenticates a request, counting refusals by reason.
-pub async fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Principal, AppError> {
+pub async fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Arc<Principal>, AppError> {
     authenticate_from(core, headers, None).await
 }
 
@@ -107,7 +112,7 @@ pub async fn authenticate_from(
     core: &Core,
     headers: &HeaderMap,
     ip: Option<std::net::IpAddr>,
-) -> Result<Principal, AppError> {
+) -> Result<Arc<Principal>, AppError> {
     let result = match bearer_token(headers) {
         Some(Ok(token)) => token_principal(core, token, ip).await,
         Some(Err(e)) => Err(e),

@@ -2,7 +2,7 @@
 //! (m = 19 MiB, t = 2, p = 1: the `argon2` crate's defaults), always off the
 //! async workers.
 
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -10,8 +10,28 @@ use argon2::Argon2;
 
 use crate::error::AppError;
 
+/// argon2id works in a 19 MiB block per hash. glibc's malloc serves a block
+/// that large from its own mapping, but the first time one is freed it raises
+/// its threshold past that size, so every later block comes from the heap and
+/// stays resident after the hash: 19 MiB per blocking thread that ever hashed,
+/// held for good. Fixing the threshold (which also stops it moving) keeps
+/// blocks of 4 MiB and more in mappings that go back to the system when freed.
+/// Other allocators manage this themselves; elsewhere this does nothing.
+fn return_hash_memory_when_done() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only tunes glibc's allocator; glibc documents it as
+        // callable at any time, from any thread, and it takes no pointers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        }
+    });
+}
+
 /// Hashes a password into a PHC string.
 pub async fn hash(password: String) -> Result<String, AppError> {
+    return_hash_memory_when_done();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -38,6 +58,7 @@ fn dummy_hash() -> &'static str {
 
 /// Verifies `password` against `phc`; with `None`, burns the same time and fails.
 pub async fn verify(password: String, phc: Option<String>) -> bool {
+    return_hash_memory_when_done();
     tokio::task::spawn_blocking(move || {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
@@ -72,5 +93,6 @@ pub fn validate_new(password: &str) -> Result<(), AppError> {
 
 /// Computes the timing-equaliser hash ahead of the first sign-in.
 pub async fn warm_up() {
+    return_hash_memory_when_done();
     let _ = tokio::task::spawn_blocking(dummy_hash).await;
 }

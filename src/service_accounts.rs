@@ -296,16 +296,25 @@ pub fn allowed_scopes(scopes: &Scopes, account: &service_account::Model) -> Scop
     scopes.parse_stored(&account.scopes)
 }
 
-/// The principal of a client that authenticated with its id and secret.
-pub fn client_principal(scopes: &Scopes, account: &service_account::Model) -> AppResult<Principal> {
-    Ok(Principal {
-        user_id: account.user_id.clone(),
-        role: Role::Service,
-        scopes: allowed_scopes(scopes, account),
-        credential: Credential::Client {
+/// The principal of a client that authenticated with its id and secret (its
+/// backing user read once, for the principal's account fields).
+pub async fn client_principal(
+    core: &Core,
+    account: &service_account::Model,
+) -> AppResult<Principal> {
+    let user = crate::users::find(&core.db, &account.user_id)
+        .await?
+        .filter(|u| u.role == Role::Service)
+        .ok_or(AppError::InvalidCredentials)?;
+    let mut principal = Principal::of_user(
+        &user,
+        allowed_scopes(&core.scopes, account),
+        Credential::Client {
             client_id: account.client_id.clone(),
         },
-    })
+    );
+    principal.client_id = Some(account.client_id.clone());
+    Ok(principal)
 }
 
 /// Issues a named, long-lived API token for a service account (an

@@ -87,13 +87,11 @@ pub async fn authenticate(
             false,
         ));
     }
-    let role = owner.role;
-    let principal = Principal {
-        user_id: owner.id,
-        role,
-        scopes: scopes.of_role(role),
-        credential: Credential::Session { digest },
-    };
+    let principal = Principal::of_user(
+        &owner,
+        scopes.of_role(owner.role),
+        Credential::Session { digest },
+    );
     Ok((principal, row.expires_at))
 }
 

@@ -1,4 +1,4 @@
--- POST { me { id } } with Bearer tokens taken in turn from $TOKENS (scenario b).
+-- POST { me { $FIELDS } } with Bearer tokens taken in turn from $TOKENS (scenario b).
 package.path = package.path .. ";scripts/wrk/?.lua"
 require "common"
 local tokens = read_lines(os.getenv("TOKENS"))

@@ -19,4 +19,5 @@ function read_lines(path)
   return t
 end
 
-me_body = '{"query":"{ me { id } }"}'
+-- The fields asked of `me`: $FIELDS (default "id").
+me_body = string.format('{"query":"{ me { %s } }"}', os.getenv("FIELDS") or "id")

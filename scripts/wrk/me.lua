@@ -1,4 +1,4 @@
--- POST { me { id } }, with the cookie in $COOKIE when set (scenarios a and c).
+-- POST { me { $FIELDS } }, with the cookie in $COOKIE when set (scenarios a and c).
 package.path = package.path .. ";scripts/wrk/?.lua"
 require "common"
 wrk.method = "POST"

@@ -1,5 +1,6 @@
--- 99% Bearer { me { id } }, 1% revokeAccessToken of one of those tokens
--- (scenario e). Lines of $TOKENS are "id token"; each thread takes its share.
+-- Bearer { me { id } }, and every $REVOKE_EVERY-th request (default 100: 1%;
+-- 0: never) a revokeAccessToken of one of those tokens (scenario e). Lines of
+-- $TOKENS are "id token"; each thread takes its share.
 package.path = package.path .. ";scripts/wrk/?.lua"
 require "common"
 local threads = 0
@@ -8,6 +9,7 @@ setup = function(thread)
   threads = threads + 1
 end
 local cookie = os.getenv("COOKIE")
+local every = tonumber(os.getenv("REVOKE_EVERY") or "100")
 local ids, tokens = {}, {}
 local i, n = 0, 0
 init = function(args)
@@ -23,7 +25,7 @@ init = function(args)
 end
 request = function()
   n = n + 1
-  if n % 100 == 0 and #tokens > 1 then
+  if every > 0 and n % every == 0 and #tokens > 1 then
     -- Revoke the last live token and stop using it.
     local id = table.remove(ids)
     table.remove(tokens)

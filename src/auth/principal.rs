@@ -34,11 +34,21 @@ pub enum Credential {
     Operator,
 }
 
-/// An authenticated caller, put into each GraphQL request's data by the guard.
+/// An authenticated caller, put into each GraphQL request's data by the guard
+/// (as an `Arc<Principal>`: the credential cache hands out the same one to
+/// every request until it is verified again).
+///
+/// It carries the user's public fields as read when the credential was
+/// verified, so `me` needs no database read: a user's email, role and creation
+/// time never change, and disabling a user evicts every principal of theirs.
 #[derive(Clone, Debug)]
 pub struct Principal {
     /// The calling user (`users.id`): a person or a service account's identity.
     pub user_id: String,
+    /// The user's email address (for a service account, its generated one).
+    pub email: String,
+    /// When the user was created.
+    pub user_created_at: DateTime<Utc>,
     /// The user's role as of authentication.
     pub role: Role,
     /// What this request may do: the role's scopes for a session; for a token,
@@ -46,9 +56,25 @@ pub struct Principal {
     pub scopes: ScopeSet,
     /// How the caller proved who they are.
     pub credential: Credential,
+    /// For a service account: its OAuth `client_id` (from its client
+    /// authentication, or the token's record); `None` for people.
+    pub client_id: Option<String>,
 }
 
 impl Principal {
+    /// The principal of `user` proving it with `credential`, holding `scopes`.
+    pub fn of_user(user: &entity::user::Model, scopes: ScopeSet, credential: Credential) -> Self {
+        Principal {
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            user_created_at: user.created_at,
+            role: user.role,
+            scopes,
+            credential,
+            client_id: None,
+        }
+    }
+
     /// `Ok` when the credential carries `scope`, else `FORBIDDEN` naming it.
     pub fn require_scope(&self, scope: Scope) -> Result<(), AppError> {
         if self.scopes.contains(scope) {

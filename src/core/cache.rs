@@ -8,6 +8,7 @@
 //! (`core::revocations`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,7 +32,7 @@ pub enum Kind {
 
 #[derive(Clone)]
 struct Entry {
-    principal: Principal,
+    principal: Arc<Principal>,
     expires_at: Option<DateTime<Utc>>,
 }
 
@@ -58,7 +59,7 @@ impl Default for CredentialCache {
 
 impl CredentialCache {
     /// The cached principal for a credential that has not expired.
-    pub fn get(&self, kind: Kind, digest: &[u8; 32]) -> Option<Principal> {
+    pub fn get(&self, kind: Kind, digest: &[u8; 32]) -> Option<Arc<Principal>> {
         let found = self
             .entries
             .get(&(kind, *digest))
@@ -78,7 +79,7 @@ impl CredentialCache {
         &self,
         kind: Kind,
         digest: [u8; 32],
-        principal: Principal,
+        principal: Arc<Principal>,
         expires_at: Option<DateTime<Utc>>,
     ) {
         self.entries.insert(

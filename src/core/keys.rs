@@ -14,7 +14,7 @@ use chrono::Utc;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::SigningKey;
 use entity::{issuer, signing_key};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -40,8 +40,7 @@ struct Loaded {
     /// Every issuer the deployment has had: tokens carrying any of them verify.
     issuers: Vec<String>,
     active_kid: String,
-    encoding: EncodingKey,
-    /// The same key, parsed once (jsonwebtoken parses it at every signature).
+    /// The active private key, parsed once per load.
     signing: Option<SigningKey>,
     verifying: HashMap<String, VerifyingKey>,
     loaded_at: Instant,
@@ -181,7 +180,6 @@ async fn load(
         issuer: current_issuer,
         issuers,
         active_kid: active.kid.clone(),
-        encoding: EncodingKey::from_ed_der(&active.private_key),
         signing: {
             use ed25519_dalek::pkcs8::DecodePrivateKey;
             SigningKey::from_pkcs8_der(&active.private_key).ok()
@@ -252,12 +250,6 @@ impl KeyRing {
             .unwrap_or_else(|e| e.into_inner())
             .issuers
             .clone()
-    }
-
-    /// The signing kid and key.
-    pub fn signer(&self) -> (String, EncodingKey) {
-        let l = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        (l.active_kid.clone(), l.encoding.clone())
     }
 
     /// A compact JWS (EdDSA) of `header` and `claims` with the active key,

@@ -339,8 +339,8 @@ impl Gateway {
             }
         };
         let data = |t: std::any::TypeId| request.data.get(&t);
-        let principal = data(std::any::TypeId::of::<Principal>())
-            .and_then(|b| b.downcast_ref::<Principal>())
+        let principal = data(std::any::TypeId::of::<Arc<Principal>>())
+            .and_then(|b| b.downcast_ref::<Arc<Principal>>())
             .cloned();
         let core = data(std::any::TypeId::of::<Arc<Core>>())
             .and_then(|b| b.downcast_ref::<Arc<Core>>())
@@ -430,10 +430,7 @@ impl Gateway {
                 .collect();
             // One operation in what is sent: no operationName needed.
             let body = json!({ "query": upstream_doc, "variables": vars });
-            let result = match self
-                .caller_assertion(&core, &principal, request_id.as_deref())
-                .await
-            {
+            let result = match self.caller_assertion(&core, &principal, request_id.as_deref()) {
                 Ok(token) => {
                     self.post::<UpstreamAnswer>(&token, request_id.as_deref(), &body)
                         .await
@@ -490,27 +487,19 @@ impl Gateway {
     }
 
     /// The assertion for one forwarded request: the caller's id and scopes,
-    /// a service account's client id.
-    async fn caller_assertion(
+    /// a service account's client id (carried by the principal).
+    fn caller_assertion(
         &self,
         core: &Core,
         p: &Principal,
         request_id: Option<&str>,
     ) -> Result<crate::auth::secret::Secret, String> {
-        let client_id = if p.role == crate::auth::Role::Service {
-            crate::service_accounts::get(&core.db, &p.user_id)
-                .await
-                .ok()
-                .map(|a| a.client_id)
-        } else {
-            None
-        };
         assertion::sign(
             core,
             &self.config.audience,
             &p.user_id,
             &core.scopes.to_space_separated(p.scopes),
-            client_id.as_deref(),
+            p.client_id.as_deref(),
             request_id,
         )
         .map_err(|e| e.to_string())

@@ -132,7 +132,7 @@ pub async fn post(
 pub async fn post_as(
     core: &Arc<Core>,
     schema: &AppSchema,
-    principal: Principal,
+    principal: Arc<Principal>,
     peer: SocketAddr,
     headers: &HeaderMap,
     body: &[u8],
@@ -148,10 +148,7 @@ pub async fn post_as(
     let request = request
         .data(core.clone())
         .data(principal)
-        .data(RequestMeta {
-            ip: peer.ip().to_string(),
-            request_id: request_id(headers),
-        });
+        .data(RequestMeta::new(peer.ip(), request_id(headers)));
     execute(core, schema, headers, request).await
 }
 
@@ -167,14 +164,14 @@ pub async fn get(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let request = match async_graphql::http::parse_query_string(raw.as_deref().unwrap_or("")) {
+    let mut request = match async_graphql::http::parse_query_string(raw.as_deref().unwrap_or("")) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("the query string is not a GraphQL request: {e}")),
     };
     if request.query.is_empty() {
         return bad_request("give a query: GET /api?query={me{email}}".into());
     }
-    if is_mutation(&request) {
+    if is_mutation(&mut request) {
         let mut resp = AppError::MethodNotAllowed("mutations are not allowed over GET; use POST")
             .into_response();
         resp.headers_mut()
@@ -184,20 +181,19 @@ pub async fn get(
     let request = request
         .data(core.clone())
         .data(principal)
-        .data(RequestMeta {
-            ip: peer.ip().to_string(),
-            request_id: request_id(&headers),
-        });
+        .data(RequestMeta::new(peer.ip(), request_id(&headers)));
     execute(&core, &schema, &headers, request).await
 }
 
 /// Whether the operation the request would run is a mutation or subscription.
-/// Unparseable documents are left to execution to report.
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+/// The document parsed here is kept in the request, so execution does not parse
+/// it again; unparseable documents are left to execution to report.
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let wanted = request.operation_name.clone();
+    let wanted = wanted.as_deref();
+    let Ok(doc) = request.parsed_query() else {
         return false;
     };
-    let wanted = request.operation_name.as_deref();
     doc.operations
         .iter()
         .filter(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)

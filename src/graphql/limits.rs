@@ -1,23 +1,62 @@
-//! A limit on aliases per document (async-graphql limits depth and complexity
-//! itself, but not aliases, which let one request multiply expensive fields).
+//! Document limits async-graphql does not have (it limits depth and complexity
+//! itself), checked once per distinct document: aliases, which let one request
+//! multiply expensive fields, and the fields fragments expand to. Documents
+//! that pass are kept parsed, keyed by their text, so a query sent again (the
+//! usual case: clients send the same few documents) is neither parsed nor
+//! counted again. Validation, the scope guard and execution still run on every
+//! request.
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerError, ServerResult};
 
-pub struct AliasLimit(pub usize);
+/// Longest document kept parsed (longer ones are parsed every time).
+const MAX_CACHED_QUERY: usize = 16 * 1024;
+/// Bytes of document text kept parsed in all (the parsed form is a few times larger).
+const CACHE_BYTES: u64 = 1 << 20;
 
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimitExtension(self.0))
+/// The limits, and the documents that passed them.
+pub struct DocumentLimits {
+    /// At most this many aliases per document.
+    pub max_aliases: usize,
+    /// At most this many fields per operation once fragments are expanded.
+    pub max_expanded_fields: u64,
+    passed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
+}
+
+impl DocumentLimits {
+    /// Limits with an empty cache of parsed documents.
+    pub fn new(max_aliases: usize, max_expanded_fields: u64) -> Self {
+        DocumentLimits {
+            max_aliases,
+            max_expanded_fields,
+            passed: moka::sync::Cache::builder()
+                .max_capacity(CACHE_BYTES)
+                .weigher(|query: &Arc<str>, _| u32::try_from(query.len() + 64).unwrap_or(u32::MAX))
+                .build(),
+        }
     }
 }
 
-struct AliasLimitExtension(usize);
+impl ExtensionFactory for DocumentLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(DocumentLimitsExtension {
+            max_aliases: self.max_aliases,
+            max_expanded_fields: self.max_expanded_fields,
+            passed: self.passed.clone(),
+        })
+    }
+}
+
+struct DocumentLimitsExtension {
+    max_aliases: usize,
+    max_expanded_fields: u64,
+    passed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
+}
 
 fn count(set: &SelectionSet) -> usize {
     set.items
@@ -32,54 +71,11 @@ fn count(set: &SelectionSet) -> usize {
         .sum()
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for AliasLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let aliases: usize = doc
-            .operations
-            .iter()
-            .map(|(_, op)| count(&op.node.selection_set.node))
-            .sum::<usize>()
-            + doc
-                .fragments
-                .values()
-                .map(|f| count(&f.node.selection_set.node))
-                .sum::<usize>();
-        if aliases > self.0 {
-            return Err(ServerError::new(
-                format!(
-                    "the query uses {aliases} aliases; at most {} are allowed",
-                    self.0
-                ),
-                None,
-            ));
-        }
-        Ok(doc)
-    }
-}
-
 /// A limit on how many fields a document expands to through its fragments.
 /// A fragment spread many times, nested, multiplies (`...a` three times in
 /// `b`, `...b` three times in `c`, …): the document stays small while the
 /// work of every later walk over it, async-graphql's own checks included,
 /// grows exponentially. Counted once per fragment, so counting is linear.
-pub struct FragmentLimit(pub u64);
-
-impl ExtensionFactory for FragmentLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(FragmentLimitExtension(self.0))
-    }
-}
-
-struct FragmentLimitExtension(u64);
-
 /// Fields a selection set expands to; `None` on a fragment cycle.
 fn expanded<'a>(
     doc: &'a ExecutableDocument,
@@ -122,38 +118,76 @@ fn expanded<'a>(
     Some(total)
 }
 
+/// Aliases in a document, its fragments' included.
+fn aliases(doc: &ExecutableDocument) -> usize {
+    doc.operations
+        .iter()
+        .map(|(_, op)| count(&op.node.selection_set.node))
+        .sum::<usize>()
+        + doc
+            .fragments
+            .values()
+            .map(|f| count(&f.node.selection_set.node))
+            .sum::<usize>()
+}
+
+impl DocumentLimitsExtension {
+    /// Refuses a document over a limit.
+    fn check(&self, doc: &ExecutableDocument) -> ServerResult<()> {
+        let aliases = aliases(doc);
+        if aliases > self.max_aliases {
+            return Err(ServerError::new(
+                format!(
+                    "the query uses {aliases} aliases; at most {} are allowed",
+                    self.max_aliases
+                ),
+                None,
+            ));
+        }
+        let mut memo = std::collections::HashMap::new();
+        for (_, op) in doc.operations.iter() {
+            match expanded(doc, &op.node.selection_set.node, &mut memo, 0) {
+                Some(n) if n <= self.max_expanded_fields => {}
+                Some(n) => {
+                    return Err(ServerError::new(
+                        format!(
+                            "the document expands to {n} fields through its fragments; at most {} are allowed",
+                            self.max_expanded_fields
+                        ),
+                        None,
+                    ))
+                }
+                None => {
+                    return Err(ServerError::new(
+                        "the document's fragments spread each other in a cycle, or nest too deep",
+                        None,
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_graphql::async_trait::async_trait]
-impl Extension for FragmentLimitExtension {
-    /// Before parsing proper: async-graphql's own depth and directive checks
-    /// run inside the parse step and follow every spread, so the document is
-    /// parsed here (the parse is kept on the request and not repeated) and
-    /// counted first.
+impl Extension for DocumentLimitsExtension {
+    /// Before async-graphql's parse step: its own depth and directive checks run
+    /// inside that step and follow every spread, so the document is parsed here
+    /// (or taken parsed from the cache), checked first, and handed on parsed.
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
         mut request: async_graphql::Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<async_graphql::Request> {
-        if let Ok(doc) = request.parsed_query() {
-            let mut memo = std::collections::HashMap::new();
-            for (_, op) in doc.operations.iter() {
-                match expanded(doc, &op.node.selection_set.node, &mut memo, 0) {
-                    Some(n) if n <= self.0 => {}
-                    Some(n) => {
-                        return Err(ServerError::new(
-                            format!(
-                                "the document expands to {n} fields through its fragments; at most {} are allowed",
-                                self.0
-                            ),
-                            None,
-                        ))
-                    }
-                    None => {
-                        return Err(ServerError::new(
-                            "the document's fragments spread each other in a cycle, or nest too deep",
-                            None,
-                        ))
-                    }
+        if let Some(doc) = self.passed.get(request.query.as_str()) {
+            request.set_parsed_query(ExecutableDocument::clone(&doc));
+        } else {
+            let query: Arc<str> = Arc::from(request.query.as_str());
+            if let Ok(doc) = request.parsed_query() {
+                self.check(doc)?;
+                if query.len() <= MAX_CACHED_QUERY {
+                    self.passed.insert(query, Arc::new(doc.clone()));
                 }
             }
         }

@@ -325,8 +325,10 @@ where
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
         .limit_directives(10)
-        .extension(limits::AliasLimit(MAX_ALIASES))
-        .extension(limits::FragmentLimit(MAX_EXPANDED_FIELDS))
+        .extension(limits::DocumentLimits::new(
+            MAX_ALIASES,
+            MAX_EXPANDED_FIELDS,
+        ))
         .extension(policy::ScopeGuard(shared.clone()))
         .data(shared.clone())
         .data(app_data)
@@ -436,9 +438,27 @@ impl ScopeQuery {
 #[derive(Clone, Debug)]
 pub struct RequestMeta {
     /// The client address (the TCP peer), for audit events.
-    pub ip: String,
+    pub ip: std::net::IpAddr,
+    /// `ip` as text, made the first time a resolver asks (most requests never do).
+    ip_text: std::sync::OnceLock<String>,
     /// The request's `x-request-id` (forwarded to an upstream in gateway mode).
     pub request_id: Option<String>,
+}
+
+impl RequestMeta {
+    /// The metadata of a request from `ip` with that request id.
+    pub fn new(ip: std::net::IpAddr, request_id: Option<String>) -> Self {
+        RequestMeta {
+            ip,
+            ip_text: std::sync::OnceLock::new(),
+            request_id,
+        }
+    }
+
+    /// The client address as text, as audit events record it.
+    pub fn ip_text(&self) -> &str {
+        self.ip_text.get_or_init(|| self.ip.to_string())
+    }
 }
 
 /// How the caller proved who they are, as [`Caller::authenticated_by`] reports it.
@@ -549,7 +569,8 @@ pub fn bad_user_input(message: impl Into<String>) -> async_graphql::Error {
 }
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, AppError> {
-    ctx.data::<Principal>()
+    ctx.data::<Arc<Principal>>()
+        .map(Arc::as_ref)
         .map_err(|_| AppError::internal("GraphQL executed without a principal"))
 }
 
@@ -574,5 +595,5 @@ pub(crate) fn page(first: Option<i32>, after: Option<ID>) -> Result<crate::db::P
 }
 
 pub(crate) fn ip<'a>(ctx: &'a Context<'_>) -> Option<&'a str> {
-    ctx.data::<RequestMeta>().ok().map(|m| m.ip.as_str())
+    ctx.data::<RequestMeta>().ok().map(RequestMeta::ip_text)
 }

@@ -504,7 +504,7 @@ impl Extension for ScopeGuardExtension {
             return Err(ServerError::new("scope policy not built", None));
         };
         let held = ctx
-            .data_opt::<Principal>()
+            .data_opt::<std::sync::Arc<Principal>>()
             .map_or(ScopeSet::EMPTY, |p| p.scopes);
         let root = policy.roots[2].as_deref().unwrap_or("Subscription");
         for (_, op) in doc.operations.iter() {
@@ -551,7 +551,7 @@ impl Extension for ScopeGuardExtension {
         };
         if let Some(requirement) = policy.requirement(info.parent_type, info.name) {
             let held = ctx
-                .data_opt::<Principal>()
+                .data_opt::<std::sync::Arc<Principal>>()
                 .map_or(ScopeSet::EMPTY, |p| p.scopes);
             if let Some(scope) = requirement.refusal(held) {
                 return Err(refuse(&info, &AppError::Forbidden { scope }));

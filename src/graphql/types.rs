@@ -60,23 +60,52 @@ impl AccessToken {
     }
 }
 
-/// A person who signs in and owns tokens.
-pub struct User(pub user::Model);
+/// A person who signs in and owns tokens: the user's public fields only (no
+/// password hash, never published by accident).
+pub struct User {
+    id: String,
+    email: String,
+    role: user::Role,
+    created_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for User {
+    fn from(u: user::Model) -> Self {
+        User {
+            id: u.id,
+            email: u.email,
+            role: u.role,
+            created_at: u.created_at,
+        }
+    }
+}
+
+impl From<&crate::auth::Principal> for User {
+    /// The caller's own account, as the guard read it with the credential.
+    fn from(p: &crate::auth::Principal) -> Self {
+        User {
+            id: p.user_id.clone(),
+            email: p.email.clone(),
+            role: p.role,
+            created_at: p.user_created_at,
+        }
+    }
+}
 
 #[Object]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+        ID(self.id.clone())
     }
     async fn email(&self) -> &str {
-        &self.0.email
+        &self.email
     }
     /// `admin`, `member`, or `service` for a service account's identity.
     async fn role(&self) -> &str {
-        self.0.role.as_str()
+        self.role.as_str()
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.created_at
     }
     /// This user's tokens, newest first (your own, or anyone's for an
     /// administrator with `users:read`).
@@ -89,11 +118,11 @@ impl User {
         #[graphql(desc = "The id of the previous page's last token.")] after: Option<ID>,
     ) -> async_graphql::Result<Vec<AccessToken>> {
         let p = principal(ctx).gql()?;
-        may_act_on_tokens(p, &self.0.id, TokenAccess::Read).gql()?;
+        may_act_on_tokens(p, &self.id, TokenAccess::Read).gql()?;
         let page = super::page(first, after).gql()?;
         let rows = tokens::list(
             &core_of(ctx).gql()?.db,
-            &self.0.id,
+            &self.id,
             include_inactive.unwrap_or(false),
             &page,
         )

@@ -4,7 +4,6 @@ use async_graphql::{Context, Object, ID};
 
 use super::types::User;
 use super::{core_of, principal, requires_scope};
-use crate::error::AppError;
 use crate::error::GqlResult;
 use crate::users;
 
@@ -16,13 +15,8 @@ impl UserQuery {
     /// The signed-in user, or the owner of the token in use.
     #[graphql(directive = requires_scope::apply("me:read"))]
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
-        let p = principal(ctx).gql()?;
-        let user = users::find(&core_of(ctx).gql()?.db, &p.user_id)
-            .await
-            .gql()?
-            .ok_or_else(|| AppError::NotFound("your account no longer exists".into()))
-            .gql()?;
-        Ok(User(user))
+        // Read with the credential (and cached with it): no database read here.
+        Ok(User::from(principal(ctx).gql()?))
     }
 
     /// Every user (administrators).
@@ -38,7 +32,7 @@ impl UserQuery {
             .await
             .gql()?
             .into_iter()
-            .map(User)
+            .map(User::from)
             .collect())
     }
 }

@@ -66,7 +66,7 @@ enum Raw {
 
 /// A settled credential: the principal, what the registry keys it by, its
 /// expiry, and the credential itself.
-type Authenticated = (Principal, Held, Option<DateTime<Utc>>, Raw);
+type Authenticated = (Arc<Principal>, Held, Option<DateTime<Utc>>, Raw);
 
 /// What the upgrade request's headers proved, before the socket exists.
 enum Upfront {
@@ -131,7 +131,7 @@ async fn by_cookie(core: &Core, value: &str) -> Result<Authenticated, AppError> 
         user_id: principal.user_id.clone(),
     };
     Ok((
-        principal,
+        Arc::new(principal),
         held,
         Some(expires_at),
         Raw::Session(value.to_owned()),
@@ -144,10 +144,10 @@ pub async fn upgrade(
     schema: AppSchema,
     ws: WebSocketUpgrade,
     headers: &HeaderMap,
-    ip: String,
+    ip: std::net::IpAddr,
 ) -> Response {
     let upfront = match guard::bearer_token(headers) {
-        Some(Ok(token)) => match by_token(&core, token, ip.parse().ok()).await {
+        Some(Ok(token)) => match by_token(&core, token, Some(ip)).await {
             Ok(a) => Upfront::Principal(Box::new(a)),
             Err(e) => Upfront::Refused(e),
         },
@@ -194,7 +194,7 @@ struct Connection {
     core: Arc<Core>,
     schema: AppSchema,
     socket: WebSocket,
-    ip: String,
+    ip: std::net::IpAddr,
     /// Running operations by id, with the sequence number of their start.
     ops: HashMap<String, (u64, JoinHandle<()>)>,
 }
@@ -305,7 +305,7 @@ impl Connection {
                         && !token.is_empty()
                         && !token.contains(char::is_whitespace) =>
                 {
-                    by_token(&self.core, token, self.ip.parse().ok()).await
+                    by_token(&self.core, token, Some(self.ip)).await
                 }
                 _ => Err(AppError::unauthenticated(
                     AuthReason::Malformed,
@@ -344,7 +344,7 @@ impl Connection {
 
     async fn serve(
         &mut self,
-        principal: Principal,
+        principal: Arc<Principal>,
         registration: &mut Registration,
         expires_at: Option<DateTime<Utc>>,
         raw: Raw,
@@ -481,10 +481,7 @@ impl Connection {
                                 let request = request
                                     .data(self.core.clone())
                                     .data(principal.clone())
-                                    .data(RequestMeta {
-                                        ip: self.ip.clone(),
-                                        request_id: None,
-                                    });
+                                    .data(RequestMeta::new(self.ip, None));
                                 if registration.ended.borrow().is_some() {
                                     continue; // the next turn ends the connection
                                 }

@@ -28,7 +28,7 @@ pub async fn introspect(
     let result = async {
         let form = parse_form(&headers, &body)?;
         let client = authenticate_client(&core, client_credentials(&headers, &form)?, &ip).await?;
-        let client = service_accounts::client_principal(&core.scopes, &client)?;
+        let client = service_accounts::client_principal(&core, &client).await?;
         let token = form
             .get("token")
             .ok_or_else(|| OAuthError::new("invalid_request", "token is required"))?;

@@ -39,7 +39,7 @@ pub async fn revoke(
             // An authenticated client acts as itself; without one, the token's
             // holder does (holding it is the authority to end it).
             let actor = match &client {
-                Some(c) => service_accounts::client_principal(&core.scopes, c)?,
+                Some(c) => service_accounts::client_principal(&core, c).await?,
                 None => holder,
             };
             // A token the actor may not revoke answers 200 all the same (RFC 7009 §2.2).

@@ -186,6 +186,9 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
+                if replace || cap.is_some() {
+                    lock_owner(txn, &owner_id).await?;
+                }
                 let replaced = if replace {
                     let same_name = Condition::all()
                         .add(access_token::Column::UserId.eq(owner))
@@ -297,23 +300,34 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     Ok(Issued { token, record })
 }
 
-/// Refuses a new token when its owner already holds `cap` active ones (after
-/// any rotation in the same transaction). On PostgreSQL the owner's row is
-/// locked first, so concurrent issues for one owner count one after another;
-/// SQLite transactions already write one at a time.
-async fn check_cap(
-    txn: &sea_orm::DatabaseTransaction,
-    owner_id: &str,
-    cap: u32,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+/// On PostgreSQL, locks the owner's row for the rest of the transaction, before
+/// anything else: one owner's issues then rotate by name and count against the
+/// cap one after another. Taken first, it is the only lock they wait on; taken
+/// after the rotation (as before), an issue could wait on a same-name token's
+/// row while holding nothing, then miss the token the other issue had just
+/// committed under that name (two active tokens of one name), and queues formed
+/// behind row locks as well as the owner's. SQLite transactions already write
+/// one at a time.
+async fn lock_owner(txn: &sea_orm::DatabaseTransaction, owner_id: &str) -> AppResult<()> {
+    use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         entity::user::Entity::find_by_id(owner_id)
             .lock_exclusive()
             .one(txn)
             .await?;
     }
+    Ok(())
+}
+
+/// Refuses a new token when its owner already holds `cap` active ones (after
+/// any rotation in the same transaction; the owner is locked by [`lock_owner`]).
+async fn check_cap(
+    txn: &sea_orm::DatabaseTransaction,
+    owner_id: &str,
+    cap: u32,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter};
     let active = access_token::Entity::find()
         .filter(access_token::Column::UserId.eq(owner_id))
         .filter(access_token::Column::RevokedAt.is_null())

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::secret::Secret;
@@ -76,13 +76,11 @@ impl Claims {
 
 /// Signs `claims` with the active key.
 pub fn sign(core: &Core, claims: &Claims) -> AppResult<Secret> {
-    let (kid, key) = core.keys.signer();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some(TYP.to_owned());
-    header.kid = Some(kid);
-    jsonwebtoken::encode(&header, claims, &key)
-        .map(Secret::new)
-        .map_err(AppError::internal)
+    // The key parsed once per load (jsonwebtoken's `encode` parses the PKCS#8
+    // document and derives the public key at every signature).
+    let mut header = serde_json::Map::new();
+    header.insert("typ".into(), TYP.into());
+    core.keys.sign_compact(header, claims).map(Secret::new)
 }
 
 fn refuse(reason: AuthReason, description: &'static str) -> AppError {

@@ -75,14 +75,14 @@ pub async fn check(core: &Core, presented: &str) -> AppResult<(Principal, access
         .scopes
         .parse_stored(&record.scopes)
         .intersection(core.scopes.of_role(role));
-    let principal = Principal {
-        user_id: owner.id,
-        role,
+    let mut principal = Principal::of_user(
+        &owner,
         scopes,
-        credential: Credential::Token {
+        Credential::Token {
             id: record.id.clone(),
             expires_at: record.expires_at,
         },
-    };
+    );
+    principal.client_id = record.client_id.clone();
     Ok((principal, record))
 }

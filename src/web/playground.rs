@@ -55,7 +55,7 @@ pub async fn api_get(
     RawQuery(raw): RawQuery,
 ) -> Response {
     if let Ok(ws) = ws {
-        return graphql::ws::upgrade(core, schema, ws, &headers, connect.0.ip().to_string()).await;
+        return graphql::ws::upgrade(core, schema, ws, &headers, connect.0.ip()).await;
     }
     if wants_html(&headers) && !has_query_param(raw.as_deref()) {
         return playground(&core, &headers).await;

@@ -332,7 +332,7 @@ pub async fn logout(
 pub(crate) async fn signed_in(
     core: &Core,
     headers: &HeaderMap,
-) -> Result<Option<Principal>, AppError> {
+) -> Result<Option<std::sync::Arc<Principal>>, AppError> {
     let Some(value) = session_cookie(headers) else {
         return Ok(None);
     };

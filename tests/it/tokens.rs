@@ -17,6 +17,7 @@ both_backends!(
     forged_and_stale_tokens_are_refused_with_their_reason,
     token_of_a_disabled_user_is_refused,
     issuing_under_a_taken_name_rotates,
+    concurrent_issues_under_one_name_leave_one_active,
     scopes_are_a_subset_of_the_callers,
     a_token_made_by_a_token_never_outlives_it,
     bad_input_is_refused_and_changes_nothing,
@@ -289,6 +290,58 @@ async fn issuing_under_a_taken_name_rotates(b: Backend) {
             ("ci".into(), "REVOKED".into())
         ]
     );
+    app.finish().await;
+}
+
+/// Sixteen issues under one name at once (and sixteen under other names
+/// beside them): each rotates the one before it, whichever commits first, so
+/// exactly one token of that name is left active; the other names are untouched.
+async fn concurrent_issues_under_one_name_leave_one_active(b: Backend) {
+    let app = TestApp::start(b, |_| {}).await;
+    let cookie = app.sign_in_admin().await;
+    let issues = (0..32).map(|i| {
+        let name = if i % 2 == 0 {
+            "race".to_owned()
+        } else {
+            format!("other-{i}")
+        };
+        let (app, cookie) = (&app, &cookie);
+        async move { app.issue(Auth::Cookie(cookie), &name, None, 3600).await }
+    });
+    let issued = futures_join_all(issues).await;
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ accessTokens(includeInactive: true) { id name status } }",
+            json!({}),
+        )
+        .await;
+    let tokens = r.data()["accessTokens"].as_array().unwrap().clone();
+    let active = |name: &str| -> Vec<String> {
+        tokens
+            .iter()
+            .filter(|t| t["name"].as_str().unwrap().starts_with(name) && t["status"] == "ACTIVE")
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        active("race").len(),
+        1,
+        "one active token named race: {tokens:?}"
+    );
+    assert_eq!(active("other-").len(), 16, "other names untouched");
+    let race_tokens = tokens.iter().filter(|t| t["name"] == "race").count();
+    assert_eq!(race_tokens, 16, "every issue under the name was stored");
+    // The active one works; every other token issued under the name is refused.
+    let survivor = active("race")[0].clone();
+    for (i, (token, id)) in issued.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        let status = app.me(Auth::Bearer(token)).await.status;
+        if *id == survivor {
+            assert_eq!(status, StatusCode::OK, "the survivor ({i}) works");
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "rotated away ({i})");
+        }
+    }
     app.finish().await;
 }
 
