@@ -18,6 +18,7 @@ both_backends!(
     cookie_posts_must_be_json,
     get_runs_queries_and_refuses_mutations,
     limits_refuse_deep_aliased_and_oversized_requests,
+    a_document_sent_again_is_checked_and_answered_as_the_first_time,
     introspection_needs_credentials,
     request_errors_have_no_data_with_graphql_response_json,
     health_and_readiness,
@@ -279,6 +280,54 @@ async fn limits_refuse_deep_aliased_and_oversized_requests(b: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    app.finish().await;
+}
+
+/// Documents that pass the limits are kept parsed by their text (issue 14):
+/// sending one again must answer exactly as the first time — the operation
+/// chosen by name, the variables of this request, the caller of this request —
+/// and a refused document stays refused.
+async fn a_document_sent_again_is_checked_and_answered_as_the_first_time(b: Backend) {
+    let app = TestApp::start(b, |_| {}).await;
+    let cookie = app.sign_in_admin().await;
+    let member = app.member("bo@example.com").await;
+    let doc = "query Me { me { email } } query Tokens($all: Boolean) { accessTokens(includeInactive: $all) { name } }";
+    let run = |auth, op: &'static str, vars| {
+        let app = &app;
+        async move {
+            let resp = with_auth(app.client.post(app.url("/api")), auth)
+                .json(&json!({ "query": doc, "operationName": op, "variables": vars }))
+                .send()
+                .await
+                .unwrap();
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    for _ in 0..2 {
+        let me = run(Auth::Cookie(&cookie), "Me", json!({})).await;
+        assert_eq!(me["data"]["me"]["email"], ADMIN_EMAIL, "{me}");
+        let me = run(Auth::Cookie(&member), "Me", json!({})).await;
+        assert_eq!(me["data"]["me"]["email"], "bo@example.com", "{me}");
+        let tokens = run(Auth::Cookie(&cookie), "Tokens", json!({ "all": true })).await;
+        assert!(tokens["data"]["accessTokens"].is_array(), "{tokens}");
+        assert!(
+            tokens["data"].get("me").is_none(),
+            "only the named operation ran"
+        );
+        let bad = run(Auth::Cookie(&cookie), "Tokens", json!({ "all": "yes" })).await;
+        assert!(bad["data"].is_null() && bad["errors"].is_array(), "{bad}");
+    }
+    let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    for _ in 0..2 {
+        let r = app
+            .gql(
+                Auth::Cookie(&cookie),
+                &format!("{{ {aliases} }}"),
+                json!({}),
+            )
+            .await;
+        assert!(r.message().contains("31 aliases; at most 30"), "{}", r.body);
+    }
     app.finish().await;
 }
 
