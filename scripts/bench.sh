@@ -135,6 +135,8 @@ for BACKEND in ${BACKENDS:-sqlite postgres}; do
   sleep 1
   say "$BACKEND idle_rss_after_start_kib=$(rss_kib "$MAIN" VmRSS)"
   COOKIE=$(python3 scripts/bench_helper.py signin http://127.0.0.1:18080 "$EMAIL" "$PASSWORD")
+  sleep 1
+  say "$BACKEND idle_rss_after_sign_in_kib=$(rss_kib "$MAIN" VmRSS)"
   # d first, while the account holds few tokens (2 threads x 32 names at most).
   [ "${ONLY:-}" = side ] || wrk_run "d_update_access_token" http://127.0.0.1:18080/api scripts/wrk/issue.lua COOKIE="$COOKIE"
   python3 scripts/bench_helper.py issue http://127.0.0.1:18080 "$COOKIE" "$NTOKENS" "$WORK/tokens-ids.txt"
@@ -150,7 +152,6 @@ for BACKEND in ${BACKENDS:-sqlite postgres}; do
   sleep 1
   check_token 18080 "$(head -n1 "$WORK/tokens.txt")"
   check_token 18091 "$(head -n1 "$WORK/tokens.txt")"
-  say "$BACKEND idle_rss_after_sign_in_kib=$(rss_kib "$MAIN" VmRSS)"
 
   # side_by_side NAME SCRIPT FIELDS TARGET...: ROUNDS rounds of AB_DUR seconds,
   # each target (f = floor, a = baseline, b = tokengate) once per round, the

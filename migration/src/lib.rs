@@ -13,6 +13,7 @@ mod m20261123_000008_create_session_ends_and_revocation_indexes;
 mod m20261124_000009_create_issuers;
 mod m20261124_000010_add_last_used_ip_to_access_tokens;
 mod m20261124_000011_create_webhooks;
+mod m20261124_000012_index_active_tokens;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_create_issuers::Migration),
             Box::new(m20261124_000010_add_last_used_ip_to_access_tokens::Migration),
             Box::new(m20261124_000011_create_webhooks::Migration),
+            Box::new(m20261124_000012_index_active_tokens::Migration),
         ]
     }
 }

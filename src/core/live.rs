@@ -223,6 +223,11 @@ impl TokenEvents {
             .is_some_and(|at| at.elapsed() < SEEN_FOR)
     }
 
+    /// Whether anyone in this process listens (`accessTokenEvents`).
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     /// A receiver of every change published from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TokenEvent> {
         self.tx.subscribe()

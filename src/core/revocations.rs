@@ -27,6 +27,11 @@ use crate::core::Core;
 pub const CHANNEL: &str = "tokengate_revocations";
 /// How far each poll looks back before the previous one.
 pub const OVERLAP: Duration = Duration::from_secs(5);
+/// Shortest gap between two polls woken by notifications: a burst of
+/// revocations (or of issues, which notify subscribers) is caught by one poll
+/// per gap instead of one per notification, each of which reads the whole
+/// overlap window again. An isolated revocation is still seen at once.
+pub const MIN_POLL_GAP: Duration = Duration::from_millis(50);
 /// How long ended-session markers are kept (sessions live far less).
 const SESSION_END_RETENTION: chrono::Duration = chrono::Duration::days(2);
 
@@ -43,14 +48,19 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
 
 /// Polls once: evicts what was revoked, disabled or ended at or after `since`.
 pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
-    let created: Vec<(String, String)> = access_token::Entity::find()
-        .select_only()
-        .column(access_token::Column::Id)
-        .column(access_token::Column::UserId)
-        .filter(access_token::Column::CreatedAt.gte(since))
-        .into_tuple()
-        .all(&core.db)
-        .await?;
+    // New tokens matter only to `accessTokenEvents` subscribers of this process.
+    let created: Vec<(String, String)> = if core.token_events.has_subscribers() {
+        access_token::Entity::find()
+            .select_only()
+            .column(access_token::Column::Id)
+            .column(access_token::Column::UserId)
+            .filter(access_token::Column::CreatedAt.gte(since))
+            .into_tuple()
+            .all(&core.db)
+            .await?
+    } else {
+        Vec::new()
+    };
     for (id, user_id) in &created {
         core.token_events.publish(TokenChange::Created, id, user_id);
     }
@@ -181,11 +191,16 @@ pub async fn run(core: Arc<Core>) {
     let overlap = chrono::Duration::from_std(OVERLAP).unwrap_or_default();
     let mut last = Utc::now();
     let mut polls: u64 = 0;
+    let mut previous = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(core.config.revocation_poll_interval) => {}
-            _ = wake.notified() => {}
+            _ = wake.notified() => {
+                // Notifications arriving meanwhile are folded into this poll.
+                tokio::time::sleep_until(previous + MIN_POLL_GAP).await;
+            }
         }
+        previous = tokio::time::Instant::now();
         let started = Utc::now();
         match poll(&core, last - overlap).await {
             Ok(()) => last = started,
