@@ -180,6 +180,9 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let retired_by = m.actor_id.map(str::to_owned);
     let retired_by_again = retired_by.clone();
     let owner_id = m.owner_id.to_owned();
+    let audit_actor = m.actor_id.map(str::to_owned);
+    let audit_ip = m.ip.map(str::to_owned);
+    let turn = core.write_turn().await;
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
     let (record, replaced) = core
@@ -258,12 +261,40 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                         .token_event(txn, "token.created", &record, |_| {}, now)
                         .await?;
                 }
+                // The audit event commits with the token (one commit, and no
+                // token without its event).
+                let replaced_ids: Vec<&str> = replaced.iter().map(|t| t.id.as_str()).collect();
+                audit::record(
+                    txn,
+                    Event {
+                        actor_id: audit_actor.as_deref(),
+                        action: if replaced_ids.is_empty() && !rotating {
+                            "token_issued"
+                        } else {
+                            "token_rotated"
+                        },
+                        subject: Some(&record.id),
+                        ip: audit_ip.as_deref(),
+                        detail: Some(serde_json::json!({
+                            "name": record.name,
+                            "owner": record.user_id,
+                            "scopes": record.scopes,
+                            "expires_at": record.expires_at,
+                            "grant": record.grant.to_value(),
+                            "client_id": record.client_id,
+                            "replaced": replaced_ids,
+                        })),
+                        owner_id: Some(&record.user_id),
+                    },
+                )
+                .await;
                 // Wakes other processes' `accessTokenEvents` (PostgreSQL).
                 crate::core::revocations::notify(txn).await?;
                 Ok((record, replaced))
             })
         })
         .await?;
+    drop(turn);
     webhooks::outbox::wake(core);
     for t in &replaced {
         core.on_token_revoked(&t.digest);
@@ -272,31 +303,6 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     }
     core.token_events
         .publish(TokenChange::Created, &record.id, &record.user_id);
-    let replaced: Vec<&str> = replaced.iter().map(|t| t.id.as_str()).collect();
-    audit::record(
-        &core.db,
-        Event {
-            actor_id: m.actor_id,
-            action: if replaced.is_empty() && !rotating {
-                "token_issued"
-            } else {
-                "token_rotated"
-            },
-            subject: Some(&record.id),
-            ip: m.ip,
-            detail: Some(serde_json::json!({
-                "name": record.name,
-                "owner": record.user_id,
-                "scopes": record.scopes,
-                "expires_at": record.expires_at,
-                "grant": record.grant.to_value(),
-                "client_id": record.client_id,
-                "replaced": replaced,
-            })),
-            owner_id: Some(&record.user_id),
-        },
-    )
-    .await;
     Ok(Issued { token, record })
 }
 

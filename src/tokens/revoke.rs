@@ -103,6 +103,10 @@ pub async fn revoke_record(
     let id = token.id.clone();
     let by = actor_id.map(str::to_owned);
     let now = Utc::now();
+    let audit_actor = actor_id.map(str::to_owned);
+    let audit_ip = ip.map(str::to_owned);
+    let (name, owner) = (token.name.clone(), token.user_id.clone());
+    let turn = core.write_turn().await;
     // Opens with a write (see `mint`): the row itself, then its exchanged descendants.
     let revoked = core
         .db
@@ -110,7 +114,7 @@ pub async fn revoke_record(
             Box::pin(async move {
                 let revoked = revoke_where(
                     txn,
-                    Condition::all().add(access_token::Column::Id.eq(id)),
+                    Condition::all().add(access_token::Column::Id.eq(id.as_str())),
                     now,
                     by,
                 )
@@ -122,32 +126,36 @@ pub async fn revoke_record(
                         .token_event(txn, "token.revoked", t, |_| {}, now)
                         .await?;
                 }
+                // The audit event commits with the revocation.
+                let ids: Vec<&str> = revoked.iter().map(|t| t.id.as_str()).collect();
+                audit::record(
+                    txn,
+                    Event {
+                        actor_id: audit_actor.as_deref(),
+                        action: "token_revoked",
+                        subject: Some(&id),
+                        ip: audit_ip.as_deref(),
+                        detail: Some(
+                            serde_json::json!({ "name": name, "owner": owner, "revoked": ids }),
+                        ),
+                        owner_id: Some(&owner),
+                    },
+                )
+                .await;
                 Ok(revoked)
             })
         })
         .await?;
+    drop(turn);
     webhooks::outbox::wake(core);
     for t in &revoked {
         core.on_token_revoked(&t.digest);
         core.token_events
             .publish(TokenChange::Revoked, &t.id, &token.user_id);
     }
-    let revoked: Vec<&str> = revoked.iter().map(|t| t.id.as_str()).collect();
     let token = access_token::Entity::find_by_id(token.id.as_str())
         .one(&core.db)
         .await?
         .ok_or_else(|| AppError::internal("revoked token vanished"))?;
-    audit::record(
-        &core.db,
-        Event {
-            actor_id,
-            action: "token_revoked",
-            subject: Some(&token.id),
-            ip,
-            detail: Some(serde_json::json!({ "name": token.name, "owner": token.user_id, "revoked": revoked })),
-            owner_id: Some(&token.user_id),
-        },
-    )
-    .await;
     Ok(token)
 }

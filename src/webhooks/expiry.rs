@@ -16,7 +16,9 @@
 
 use chrono::{DateTime, Utc};
 use entity::access_token::{self, Grant};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 
 use crate::core::Core;
 use crate::error::AppError;
@@ -29,6 +31,11 @@ pub struct Announced {
     /// `token.expired` events written.
     pub expired: usize,
 }
+
+/// Tokens read and marked per transaction: a mass expiry (a million tokens
+/// issued together) is scanned in bounded memory, and SQLite's one writer is
+/// held a page at a time.
+const PAGE: u64 = 500;
 
 /// One pass of the scan.
 pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError> {
@@ -43,18 +50,64 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
         w
     };
     let widest = windows.last().copied().unwrap_or(0);
-    let candidates = access_token::Entity::find()
-        .filter(access_token::Column::Grant.eq(Grant::Api))
-        .filter(access_token::Column::ExpiresAt.is_not_null())
-        .filter(access_token::Column::ExpiresAt.gt(now - chrono::Duration::days(1)))
-        .filter(access_token::Column::ExpiresAt.lte(now + chrono::Duration::seconds(widest)))
-        .filter(
-            Condition::any()
-                .add(access_token::Column::ExpiryNotice.is_null())
-                .add(access_token::Column::ExpiryNotice.gt(0)),
-        )
-        .all(&core.db)
-        .await?;
+    let mut out = Announced::default();
+    // Keyset over (expires_at, id): marking a window leaves a token in the
+    // filter, so the cursor, not the filter, moves the scan on.
+    let mut after: Option<(DateTime<Utc>, String)> = None;
+    loop {
+        let mut page = access_token::Entity::find()
+            .filter(access_token::Column::Grant.eq(Grant::Api))
+            .filter(access_token::Column::ExpiresAt.is_not_null())
+            .filter(access_token::Column::ExpiresAt.gt(now - chrono::Duration::days(1)))
+            .filter(access_token::Column::ExpiresAt.lte(now + chrono::Duration::seconds(widest)))
+            .filter(
+                Condition::any()
+                    .add(access_token::Column::ExpiryNotice.is_null())
+                    .add(access_token::Column::ExpiryNotice.gt(0)),
+            );
+        if let Some((at, id)) = &after {
+            page = page.filter(
+                Condition::any()
+                    .add(access_token::Column::ExpiresAt.gt(*at))
+                    .add(
+                        Condition::all()
+                            .add(access_token::Column::ExpiresAt.eq(*at))
+                            .add(access_token::Column::Id.gt(id.as_str())),
+                    ),
+            );
+        }
+        let candidates = page
+            .order_by_asc(access_token::Column::ExpiresAt)
+            .order_by_asc(access_token::Column::Id)
+            .limit(PAGE)
+            .all(&core.db)
+            .await?;
+        let Some(last) = candidates.last() else {
+            break;
+        };
+        after = last.expires_at.map(|at| (at, last.id.clone()));
+        let full = candidates.len() as u64 == PAGE;
+        let (expiring, expired) = scan_page(core, now, &windows, candidates).await?;
+        out.expiring += expiring;
+        out.expired += expired;
+        if !full {
+            break;
+        }
+    }
+    if out != Announced::default() {
+        super::outbox::wake(core);
+    }
+    Ok(out)
+}
+
+/// Announces what a page of candidates is due, in one transaction; returns
+/// the `token.expiring` and `token.expired` events written.
+async fn scan_page(
+    core: &Core,
+    now: DateTime<Utc>,
+    windows: &[i64],
+    candidates: Vec<access_token::Model>,
+) -> Result<(usize, usize), AppError> {
     let owners: Vec<&str> = candidates.iter().map(|t| t.user_id.as_str()).collect();
     let disabled: Vec<String> = entity::user::Entity::find()
         .filter(entity::user::Column::Id.is_in(owners))
@@ -64,7 +117,8 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
         .into_iter()
         .map(|u| u.id)
         .collect();
-    let mut out = Announced::default();
+    // What each token is due, decided before the transaction.
+    let mut due = Vec::new();
     for token in candidates {
         let Some(expires_at) = token.expires_at else {
             continue;
@@ -91,17 +145,26 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
         if token.expiry_notice.is_some_and(|n| n <= target) {
             continue;
         }
-        let id = token.id.clone();
-        let won = core
-            .db
-            .transaction::<_, bool, AppError>(move |txn| {
-                Box::pin(async move {
+        due.push((token, target, left));
+    }
+    if due.is_empty() {
+        return Ok((0, 0));
+    }
+    let _turn = core.write_turn().await;
+    let counts = core
+        .db
+        .transaction::<_, (usize, usize), AppError>(move |txn| {
+            Box::pin(async move {
+                let outbox = super::outbox::Outbox::open(txn).await?;
+                let (mut expiring, mut expired) = (0, 0);
+                for (token, target, left) in due {
+                    // Conditional: another process may have announced it.
                     let marked = access_token::Entity::update_many()
                         .col_expr(
                             access_token::Column::ExpiryNotice,
                             sea_orm::sea_query::Expr::value(target),
                         )
-                        .filter(access_token::Column::Id.eq(id.as_str()))
+                        .filter(access_token::Column::Id.eq(token.id.as_str()))
                         .filter(
                             Condition::any()
                                 .add(access_token::Column::ExpiryNotice.is_null())
@@ -110,11 +173,13 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
                         .exec(txn)
                         .await?;
                     if marked.rows_affected == 0 {
-                        return Ok(false);
+                        continue;
                     }
                     let kind = if target == 0 {
+                        expired += 1;
                         "token.expired"
                     } else {
+                        expiring += 1;
                         "token.expiring"
                     };
                     let extra = |data: &mut serde_json::Value| {
@@ -123,24 +188,11 @@ pub async fn scan(core: &Core, now: DateTime<Utc>) -> Result<Announced, AppError
                             data["warningWindowSeconds"] = target.into();
                         }
                     };
-                    super::outbox::Outbox::open(txn)
-                        .await?
-                        .token_event(txn, kind, &token, extra, now)
-                        .await?;
-                    Ok(true)
-                })
+                    outbox.token_event(txn, kind, &token, extra, now).await?;
+                }
+                Ok((expiring, expired))
             })
-            .await?;
-        if won {
-            if target == 0 {
-                out.expired += 1;
-            } else {
-                out.expiring += 1;
-            }
-        }
-    }
-    if out != Announced::default() {
-        super::outbox::wake(core);
-    }
-    Ok(out)
+        })
+        .await?;
+    Ok(counts)
 }
