@@ -25,6 +25,10 @@ use crate::core::Core;
 
 /// The PostgreSQL channel revocations are announced on.
 pub const CHANNEL: &str = "tokengate_revocations";
+/// The channel new tokens are announced on (for `accessTokenEvents` only: a
+/// process with no subscriber ignores it, so issuing never delays a
+/// revocation's poll behind [`MIN_POLL_GAP`]).
+pub const CREATED_CHANNEL: &str = "tokengate_tokens";
 /// How far each poll looks back before the previous one.
 pub const OVERLAP: Duration = Duration::from_secs(5);
 /// Shortest gap between two polls woken by notifications: a burst of
@@ -41,6 +45,16 @@ const SESSION_END_RETENTION: chrono::Duration = chrono::Duration::days(2);
 pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
     if conn.get_database_backend() == DbBackend::Postgres {
         conn.execute_unprepared(&format!("NOTIFY {CHANNEL}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Announces a new token to other processes' `accessTokenEvents` subscribers
+/// (PostgreSQL; a no-op on SQLite). Call inside the issuing transaction.
+pub async fn notify_created(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared(&format!("NOTIFY {CREATED_CHANNEL}"))
             .await?;
     }
     Ok(())
@@ -167,10 +181,13 @@ async fn listen(core: Arc<Core>, wake: Arc<Notify>) {
         let pool = core.db.get_postgres_connection_pool();
         let result: Result<(), sea_orm::sqlx::Error> = async {
             let mut listener = PgListener::connect_with(pool).await?;
-            listener.listen(CHANNEL).await?;
+            listener.listen_all([CHANNEL, CREATED_CHANNEL]).await?;
             core.revocation_listener.set(true);
             loop {
-                listener.recv().await?;
+                let n = listener.recv().await?;
+                if n.channel() == CREATED_CHANNEL && !core.token_events.has_subscribers() {
+                    continue;
+                }
                 wake.notify_one();
             }
         }

@@ -288,8 +288,14 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     },
                 )
                 .await;
-                // Wakes other processes' `accessTokenEvents` (PostgreSQL).
-                crate::core::revocations::notify(txn).await?;
+                // Wakes other processes' `accessTokenEvents` (PostgreSQL); a
+                // rotation also ends the retired token now or at its cutoff
+                // (rotation by name notified in `revoke_where`).
+                if rotating {
+                    crate::core::revocations::notify(txn).await?;
+                } else {
+                    crate::core::revocations::notify_created(txn).await?;
+                }
                 Ok((record, replaced))
             })
         })
