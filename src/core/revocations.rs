@@ -50,6 +50,62 @@ pub async fn notify(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
     Ok(())
 }
 
+/// Prefix of a notification that names the revoked tokens' digests.
+const TOKENS_PAYLOAD: &str = "t:";
+/// Longest payload sent (PostgreSQL's limit is 8000 bytes); more digests than
+/// fit are announced without a payload, and listeners poll.
+const MAX_PAYLOAD: usize = 7_900;
+
+/// Announces revoked tokens to other processes (PostgreSQL; a no-op on
+/// SQLite): the notification carries their digests, so a listener evicts them
+/// without a poll (it polls anyway when it has `accessTokenEvents`
+/// subscribers, who are told which token ended and how). Call inside the
+/// revoking transaction.
+pub async fn notify_revoked<'a>(
+    conn: &impl ConnectionTrait,
+    digests: impl Iterator<Item = &'a [u8]>,
+) -> Result<(), sea_orm::DbErr> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut payload = String::from(TOKENS_PAYLOAD);
+    for (i, d) in digests.enumerate() {
+        if i > 0 {
+            payload.push(',');
+        }
+        URL_SAFE_NO_PAD.encode_string(d, &mut payload);
+        if payload.len() > MAX_PAYLOAD {
+            return notify(conn).await;
+        }
+    }
+    // Digests are base64url: nothing in them needs quoting.
+    conn.execute_unprepared(&format!("NOTIFY {CHANNEL}, '{payload}'"))
+        .await?;
+    Ok(())
+}
+
+/// Evicts the tokens a notification names; `false` when it names none (a
+/// notification without a payload: poll).
+fn evict_named(core: &Core, payload: &str) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let Some(list) = payload.strip_prefix(TOKENS_PAYLOAD) else {
+        return false;
+    };
+    let mut any = false;
+    for d in list
+        .split(',')
+        .filter_map(|d| URL_SAFE_NO_PAD.decode(d).ok())
+    {
+        core.credentials.evict(Kind::Token, &d);
+        core.live.token_revoked(&d);
+        any = true;
+    }
+    any
+}
+
 /// Announces a new token to other processes' `accessTokenEvents` subscribers
 /// (PostgreSQL; a no-op on SQLite). Call inside the issuing transaction.
 pub async fn notify_created(conn: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
@@ -185,7 +241,13 @@ async fn listen(core: Arc<Core>, wake: Arc<Notify>) {
             core.revocation_listener.set(true);
             loop {
                 let n = listener.recv().await?;
-                if n.channel() == CREATED_CHANNEL && !core.token_events.has_subscribers() {
+                let subscribers = core.token_events.has_subscribers();
+                if n.channel() == CREATED_CHANNEL && !subscribers {
+                    continue;
+                }
+                // Named tokens are evicted here and now; the poll is needed
+                // only to tell subscribers what ended (or for a bare notice).
+                if n.channel() == CHANNEL && evict_named(&core, n.payload()) && !subscribers {
                     continue;
                 }
                 wake.notify_one();

@@ -80,6 +80,9 @@ pub struct Gateway {
     client: reqwest::Client,
     local_schema: AppSchema,
     state: RwLock<State>,
+    /// Documents parsed before, by their text (clients send the same few):
+    /// the split starts from a copy instead of parsing again.
+    parsed: moka::sync::Cache<Arc<str>, Arc<async_graphql::parser::types::ExecutableDocument>>,
 }
 
 impl Gateway {
@@ -95,6 +98,10 @@ impl Gateway {
             config,
             client,
             local_schema: local.clone(),
+            parsed: moka::sync::Cache::builder()
+                .max_capacity(1 << 20)
+                .weigher(|q: &Arc<str>, _| u32::try_from(q.len() + 64).unwrap_or(u32::MAX))
+                .build(),
             state: RwLock::new(State {
                 loaded: None,
                 problem: Some("the upstream's schema has not been read yet".into()),
@@ -314,9 +321,19 @@ impl Gateway {
     }
 
     async fn run(&self, local: &AppSchema, mut request: async_graphql::Request) -> Response {
-        let query = request.query.clone();
-        let Ok(doc) = async_graphql::parser::parse_query(&query) else {
-            return local.execute(request).await;
+        let doc = match self.parsed.get(request.query.as_str()) {
+            Some(doc) => doc,
+            None => {
+                let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+                    return local.execute(request).await;
+                };
+                let doc = Arc::new(doc);
+                if request.query.len() <= 16 * 1024 {
+                    self.parsed
+                        .insert(Arc::from(request.query.as_str()), doc.clone());
+                }
+                doc
+            }
         };
         // One version of the upstream's schema for the whole request.
         let Some(loaded) = self.loaded() else {
