@@ -24,7 +24,21 @@ pub struct Event<'a> {
 /// Writes `event`. A failure to audit is logged and does not fail the action
 /// that has already happened.
 pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) {
-    let row = audit_event::ActiveModel {
+    let action = event.action;
+    if let Err(e) = row(event).insert(db).await {
+        tracing::error!(action, error = %e, "could not write audit event");
+    }
+}
+
+/// Writes `event` inside the transaction of the action it describes: a
+/// failure fails the action (on PostgreSQL a failed statement aborts the
+/// transaction, whose commit would then roll everything back unannounced).
+pub async fn record_in(txn: &impl ConnectionTrait, event: Event<'_>) -> Result<(), sea_orm::DbErr> {
+    row(event).insert(txn).await.map(|_| ())
+}
+
+fn row(event: Event<'_>) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
         id: NotSet,
         at: Set(Utc::now()),
         actor_id: Set(event.actor_id.map(str::to_owned)),
@@ -33,9 +47,6 @@ pub async fn record(db: &impl ConnectionTrait, event: Event<'_>) {
         ip: Set(event.ip.map(str::to_owned)),
         detail: Set(event.detail.map(|d| d.to_string())),
         owner_id: Set(event.owner_id.map(str::to_owned)),
-    };
-    if let Err(e) = row.insert(db).await {
-        tracing::error!(action = event.action, error = %e, "could not write audit event");
     }
 }
 

@@ -21,8 +21,9 @@ fn return_hash_memory_when_done() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only tunes glibc's allocator; glibc documents it as
-        // callable at any time, from any thread, and it takes no pointers.
+        // SAFETY: mallopt takes no pointers and only changes a tuning value;
+        // glibc takes the main arena's lock while it does. It runs once
+        // (`Once`), before the first hash.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
         }

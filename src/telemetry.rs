@@ -4,9 +4,11 @@
 //! Lines are formatted where they happen and written by a dedicated thread
 //! (`tracing-appender`), which drains everything queued and writes it through
 //! one buffer per batch: a request never waits on stderr, and under load many
-//! lines go out in one `write`. Nothing is dropped: when the writer falls
-//! 128 000 lines behind, logging waits for it (the same back-pressure a
-//! synchronous writer gives, only much later).
+//! lines go out in one `write`. Under load no line is dropped: when the
+//! writer falls 128 000 lines behind, logging waits for it (the same
+//! back-pressure a synchronous writer gives, only much later). At exit the
+//! guard flushes what is queued, waiting about a second at most; lines logged
+//! after the guard is gone are lost.
 
 use std::io::IsTerminal;
 

@@ -7,9 +7,12 @@
 //! (500 ms by default): tokens revoked, users disabled and sessions ended since
 //! its last poll (minus [`OVERLAP`] for clock skew between writers; evicting
 //! twice is harmless). On PostgreSQL, writers also
-//! `NOTIFY tokengate_revocations` in the same transaction, and a listener wakes
-//! the poll at once; the timer remains as the catch-up for a missed
-//! notification or a dropped listener connection.
+//! `NOTIFY tokengate_revocations` in the same transaction, naming the revoked
+//! tokens' digests when they fit: a listener evicts those at once and wakes
+//! the poll only for `accessTokenEvents` subscribers or a bare notice (sessions
+//! ended, users disabled, too many digests, a grace period's cutoff); the
+//! timer remains as the catch-up for a missed notification or a dropped
+//! listener connection.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -98,9 +98,11 @@ impl Gateway {
             config,
             client,
             local_schema: local.clone(),
+            // Weighed like the local cache (graphql::limits): ~100 bytes of
+            // parsed document per byte of text, at most ~16 MiB.
             parsed: moka::sync::Cache::builder()
-                .max_capacity(1 << 20)
-                .weigher(|q: &Arc<str>, _| u32::try_from(q.len() + 64).unwrap_or(u32::MAX))
+                .max_capacity(16 << 20)
+                .weigher(|q: &Arc<str>, _| u32::try_from(q.len() * 100 + 512).unwrap_or(u32::MAX))
                 .build(),
             state: RwLock::new(State {
                 loaded: None,
@@ -418,6 +420,14 @@ impl Gateway {
         let mut response = if split.has_local() {
             let (local_doc, _) = split.print(|f| f.side == Side::Local);
             request.query = local_doc;
+            // A document parsed earlier (GET parses to refuse mutations) is the
+            // whole one, not this part: replace it with this part's.
+            match async_graphql::parser::parse_query(&request.query) {
+                Ok(doc) => request.set_parsed_query(doc),
+                Err(_) => {
+                    return Response::from_errors(vec![ServerError::new("internal error", None)])
+                }
+            }
             let r = local.execute(request).await;
             if r.data == Value::Null
                 && !r.errors.is_empty()

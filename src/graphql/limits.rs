@@ -16,8 +16,10 @@ use async_graphql::{ServerError, ServerResult};
 
 /// Longest document kept parsed (longer ones are parsed every time).
 const MAX_CACHED_QUERY: usize = 16 * 1024;
-/// Bytes of document text kept parsed in all (the parsed form is a few times larger).
-const CACHE_BYTES: u64 = 1 << 20;
+/// What the cache may hold, in its weigher's units: a parsed document takes
+/// up to ~100 bytes per byte of text (`a ` is a whole field node), so each
+/// entry weighs 100 × its text + 512, and the cache holds at most ~16 MiB.
+const CACHE_WEIGHT: u64 = 16 << 20;
 
 /// The limits, and the documents that passed them.
 pub struct DocumentLimits {
@@ -35,8 +37,10 @@ impl DocumentLimits {
             max_aliases,
             max_expanded_fields,
             passed: moka::sync::Cache::builder()
-                .max_capacity(CACHE_BYTES)
-                .weigher(|query: &Arc<str>, _| u32::try_from(query.len() + 64).unwrap_or(u32::MAX))
+                .max_capacity(CACHE_WEIGHT)
+                .weigher(|query: &Arc<str>, _| {
+                    u32::try_from(query.len() * 100 + 512).unwrap_or(u32::MAX)
+                })
                 .build(),
         }
     }
@@ -182,14 +186,16 @@ impl Extension for DocumentLimitsExtension {
     ) -> ServerResult<async_graphql::Request> {
         if let Some(doc) = self.passed.get(request.query.as_str()) {
             request.set_parsed_query(ExecutableDocument::clone(&doc));
-        } else {
-            let query: Arc<str> = Arc::from(request.query.as_str());
-            if let Ok(doc) = request.parsed_query() {
-                self.check(doc)?;
-                if query.len() <= MAX_CACHED_QUERY {
-                    self.passed.insert(query, Arc::new(doc.clone()));
-                }
+        } else if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+            // Parsed from the text even when the request carries a parsed
+            // document already: the cache is keyed by the text, so what it
+            // keeps must be that text's document.
+            self.check(&doc)?;
+            if request.query.len() <= MAX_CACHED_QUERY {
+                self.passed
+                    .insert(Arc::from(request.query.as_str()), Arc::new(doc.clone()));
             }
+            request.set_parsed_query(doc);
         }
         // A document that does not parse is reported by the parse step as usual.
         next.run(ctx, request).await

@@ -189,7 +189,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         .db
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
-                if replace || cap.is_some() {
+                if replace || cap.is_some() || rotating {
                     lock_owner(txn, &owner_id).await?;
                 }
                 let replaced = if replace {
@@ -264,7 +264,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 // The audit event commits with the token (one commit, and no
                 // token without its event).
                 let replaced_ids: Vec<&str> = replaced.iter().map(|t| t.id.as_str()).collect();
-                audit::record(
+                audit::record_in(
                     txn,
                     Event {
                         actor_id: audit_actor.as_deref(),
@@ -287,7 +287,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                         owner_id: Some(&record.user_id),
                     },
                 )
-                .await;
+                .await?;
                 // Wakes other processes' `accessTokenEvents` (PostgreSQL); a
                 // rotation also ends the retired token now or at its cutoff
                 // (rotation by name notified in `revoke_where`).
@@ -323,8 +323,11 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
 async fn lock_owner(txn: &sea_orm::DatabaseTransaction, owner_id: &str) -> AppResult<()> {
     use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // NO KEY UPDATE: issues for one owner still queue on it, but inserting a
+        // row that references the owner (its KEY SHARE lock) does not wait on
+        // it, so a concurrent insert cannot deadlock with this lock.
         entity::user::Entity::find_by_id(owner_id)
-            .lock_exclusive()
+            .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
             .one(txn)
             .await?;
     }

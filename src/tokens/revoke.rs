@@ -60,8 +60,17 @@ pub(super) async fn revoke_where(
         revoked.extend(found);
     }
     if !revoked.is_empty() {
-        crate::core::revocations::notify_revoked(txn, revoked.iter().map(|t| t.digest.as_slice()))
+        if now <= Utc::now() {
+            crate::core::revocations::notify_revoked(
+                txn,
+                revoked.iter().map(|t| t.digest.as_slice()),
+            )
             .await?;
+        } else {
+            // Ending at a grace period's cutoff: nothing to evict yet; the
+            // poll evicts them once the cutoff has passed.
+            crate::core::revocations::notify(txn).await?;
+        }
     }
     Ok(revoked)
 }
@@ -126,7 +135,7 @@ pub async fn revoke_record(
                 }
                 // The audit event commits with the revocation.
                 let ids: Vec<&str> = revoked.iter().map(|t| t.id.as_str()).collect();
-                audit::record(
+                audit::record_in(
                     txn,
                     Event {
                         actor_id: audit_actor.as_deref(),
@@ -139,7 +148,7 @@ pub async fn revoke_record(
                         owner_id: Some(&owner),
                     },
                 )
-                .await;
+                .await?;
                 Ok(revoked)
             })
         })

@@ -83,6 +83,17 @@ pub async fn check(core: &Core, presented: &str) -> AppResult<(Principal, access
             expires_at: record.expires_at,
         },
     );
-    principal.client_id = record.client_id.clone();
+    principal.client_id = match (&record.client_id, role) {
+        (Some(c), _) => Some(c.clone()),
+        // A service account's token issued without one (by the account
+        // itself, or the CLI): its account's, read once per cache lifetime.
+        (None, crate::auth::Role::Service) => {
+            crate::service_accounts::get(&core.db, &principal.user_id)
+                .await
+                .ok()
+                .map(|a| a.client_id)
+        }
+        (None, _) => None,
+    };
     Ok((principal, record))
 }

@@ -144,6 +144,24 @@ for (const backend of backends) {
         variables: { i: 'coffee' },
       });
       assert.deepEqual(m.body.data.placeOrder.item, 'coffee', JSON.stringify(m.body));
+      // The same mixed query over GET, then again over POST: GET parses the
+      // document to refuse mutations, and that parse must not stand in for
+      // the local part's (it did once, and poisoned the cache of parsed
+      // documents for every later request of that query).
+      const mixed = '{ me { email } orders { id } }';
+      for (const viaGet of [true, false, true]) {
+        const res = viaGet
+          ? await fetch(`${server.url}/api?query=${encodeURIComponent(mixed)}`, { headers: { authorization: `Bearer ${full}` } })
+          : await fetch(`${server.url}/api`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${full}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ query: mixed }),
+            });
+        const body = await res.json();
+        assert.equal(body.errors, undefined, `${viaGet ? 'GET' : 'POST'}: ${JSON.stringify(body)}`);
+        assert.equal(body.data.me.email, ADMIN_EMAIL);
+        assert.ok(body.data.orders.length >= 1);
+      }
     });
 
     it('refuses upstream fields the token lacks scopes for, without forwarding them', async (t) => {
