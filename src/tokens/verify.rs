@@ -87,10 +87,11 @@ pub async fn check(core: &Core, presented: &str) -> AppResult<(Principal, access
         (Some(c), _) => Some(c.clone()),
         // A service account's token issued without one (by the account
         // itself, or the CLI): its account's, read once per cache lifetime.
+        // (A service account's id is its user's.)
         (None, crate::auth::Role::Service) => {
-            crate::service_accounts::get(&core.db, &principal.user_id)
-                .await
-                .ok()
+            entity::service_account::Entity::find_by_id(principal.user_id.as_str())
+                .one(&core.db)
+                .await?
                 .map(|a| a.client_id)
         }
         (None, _) => None,
