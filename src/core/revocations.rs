@@ -8,10 +8,10 @@
 //! its last poll (minus [`OVERLAP`] for clock skew between writers; evicting
 //! twice is harmless). On PostgreSQL, writers also
 //! `NOTIFY tokengate_revocations` in the same transaction, naming the revoked
-//! tokens' digests when they fit: a listener evicts those at once and wakes
-//! the poll only for `accessTokenEvents` subscribers or a bare notice (sessions
-//! ended, users disabled, too many digests, a grace period's cutoff); the
-//! timer remains as the catch-up for a missed notification or a dropped
+//! tokens' digests when they fit: a listener evicts those at once, then wakes
+//! the poll (at most one per [`MIN_POLL_GAP`]) for what a notice does not
+//! carry (events for `accessTokenEvents`, sessions ended, users disabled, too
+//! many digests, a grace period's cutoff); the timer remains as the catch-up for a missed notification or a dropped
 //! listener connection.
 
 use std::sync::Arc;
@@ -28,9 +28,9 @@ use crate::core::Core;
 
 /// The PostgreSQL channel revocations are announced on.
 pub const CHANNEL: &str = "tokengate_revocations";
-/// The channel new tokens are announced on (for `accessTokenEvents` only: a
-/// process with no subscriber ignores it, so issuing never delays a
-/// revocation's poll behind [`MIN_POLL_GAP`]).
+/// The channel new tokens are announced on (for `accessTokenEvents`; revoked
+/// tokens named in a notice are evicted before any poll, so a poll delayed
+/// by [`MIN_POLL_GAP`] after an issue does not delay their eviction).
 pub const CREATED_CHANNEL: &str = "tokengate_tokens";
 /// How far each poll looks back before the previous one.
 pub const OVERLAP: Duration = Duration::from_secs(5);
@@ -121,19 +121,16 @@ pub async fn notify_created(conn: &impl ConnectionTrait) -> Result<(), sea_orm::
 
 /// Polls once: evicts what was revoked, disabled or ended at or after `since`.
 pub async fn poll(core: &Core, since: DateTime<Utc>) -> Result<(), sea_orm::DbErr> {
-    // New tokens matter only to `accessTokenEvents` subscribers of this process.
-    let created: Vec<(String, String)> = if core.token_events.has_subscribers() {
-        access_token::Entity::find()
-            .select_only()
-            .column(access_token::Column::Id)
-            .column(access_token::Column::UserId)
-            .filter(access_token::Column::CreatedAt.gte(since))
-            .into_tuple()
-            .all(&core.db)
-            .await?
-    } else {
-        Vec::new()
-    };
+    // Read even with no `accessTokenEvents` subscriber: publishing records
+    // them as seen, so a later subscriber is not told of them.
+    let created: Vec<(String, String)> = access_token::Entity::find()
+        .select_only()
+        .column(access_token::Column::Id)
+        .column(access_token::Column::UserId)
+        .filter(access_token::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .all(&core.db)
+        .await?;
     for (id, user_id) in &created {
         core.token_events.publish(TokenChange::Created, id, user_id);
     }
@@ -244,14 +241,12 @@ async fn listen(core: Arc<Core>, wake: Arc<Notify>) {
             core.revocation_listener.set(true);
             loop {
                 let n = listener.recv().await?;
-                let subscribers = core.token_events.has_subscribers();
-                if n.channel() == CREATED_CHANNEL && !subscribers {
-                    continue;
-                }
-                // Named tokens are evicted here and now; the poll is needed
-                // only to tell subscribers what ended (or for a bare notice).
-                if n.channel() == CHANNEL && evict_named(&core, n.payload()) && !subscribers {
-                    continue;
+                // Named tokens are evicted here and now. The poll still runs
+                // (at most one per MIN_POLL_GAP): it records each change as
+                // published, so a subscriber arriving later is never told of
+                // one that happened before it subscribed.
+                if n.channel() == CHANNEL {
+                    evict_named(&core, n.payload());
                 }
                 wake.notify_one();
             }
