@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh       # ROUNDS=4 AB_DUR=5 DUR=10 CONNS=64 THREADS=2 NTOKENS=300
 #   BACKENDS=sqlite ONLY=side scripts/bench.sh    # one backend; only the side-by-side runs
+#   ONLY=rest scripts/bench.sh    # all but the side-by-side runs (d, e, propagation, RSS)
 #
 # tokengate runs with its default configuration, logging on (INFO, one line per
 # request, to a file). Side by side, alternating (ROUNDS rounds of AB_DUR
@@ -169,9 +170,11 @@ for BACKEND in ${BACKENDS:-sqlite postgres}; do
       done
     done
   }
-  side_by_side bearer_id scripts/wrk/bearer.lua "id" f a b
-  side_by_side bearer_id_email_role scripts/wrk/bearer.lua "id email role" f b
-  side_by_side cookie_id scripts/wrk/me.lua "id" f b
+  if [ "${ONLY:-}" != rest ]; then
+    side_by_side bearer_id scripts/wrk/bearer.lua "id" f a b
+    side_by_side bearer_id_email_role scripts/wrk/bearer.lua "id email role" f b
+    side_by_side cookie_id scripts/wrk/me.lua "id" f b
+  fi
   stop "$BASE_PID"
   stop "$FLOOR_PID"
   if [ "${ONLY:-}" = side ]; then stop "$MAIN"; continue; fi

@@ -228,8 +228,11 @@ where
 
     /// The whole program: parses the command line (the same flags, environment
     /// and TOML file as `tokengate`), runs it on a new Tokio runtime, and
-    /// reports an error on stderr with a failing exit status.
+    /// reports an error on stderr with a failing exit status. Before any
+    /// thread starts, caps malloc's arenas ([`crate::memory::limit_malloc_arenas`]);
+    /// a program that builds its own runtime may call that first too.
     pub fn main(self) -> ExitCode {
+        crate::memory::limit_malloc_arenas();
         let cli = Cli::parse();
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -20,6 +20,7 @@ pub mod error;
 pub mod gateway;
 pub mod graphql;
 pub mod guard;
+pub mod memory;
 pub mod metrics;
 pub mod oauth;
 pub mod password;

@@ -10,7 +10,10 @@ use std::path::Path;
 /// `lib.rs` (the library face) and `main.rs` sit above them all.
 const LAYERS: &[(&str, &[&str])] = &[
     ("pure types", &["error", "request", "clock", "auth"]),
-    ("core", &["core", "config", "db", "telemetry", "metrics"]),
+    (
+        "core",
+        &["core", "config", "db", "telemetry", "metrics", "memory"],
+    ),
     (
         "services",
         &[
