@@ -170,6 +170,18 @@ async fn scan_page(
                                 .add(access_token::Column::ExpiryNotice.is_null())
                                 .add(access_token::Column::ExpiryNotice.gt(target)),
                         )
+                        // Still not revoked before it expires: a revocation
+                        // committed since the candidates were read wins.
+                        .filter(
+                            Condition::any()
+                                .add(access_token::Column::RevokedAt.is_null())
+                                .add(
+                                    sea_orm::sea_query::Expr::col(access_token::Column::RevokedAt)
+                                        .gt(sea_orm::sea_query::Expr::col(
+                                            access_token::Column::ExpiresAt,
+                                        )),
+                                ),
+                        )
                         .exec(txn)
                         .await?;
                     if marked.rows_affected == 0 {
