@@ -9,12 +9,17 @@
 # medians; writes target/bench/gateway.txt.
 #
 #   scripts/bench-gateway.sh        # DUR=5 ROUNDS=6 CONNS=32 THREADS=1
+#   TG_LOG=warn scripts/bench-gateway.sh   # tokengate without its access log
+#
+# tokengate runs with its default configuration, access log included
+# (TOKENGATE_LOG=$TG_LOG, default info, into a file); the upstream logs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-5}
 ROUNDS=${ROUNDS:-6}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
+TG_LOG=${TG_LOG:-info}
 EMAIL=bench@example.com
 PASSWORD=bench-password-123456
 TG_PORT=18180
@@ -23,7 +28,10 @@ UP_PORT=18181
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 (cd examples/gateway && [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error)
 echo "== building (release, thin LTO)"
-cargo build --release --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
+# BIN may name another build (an earlier commit's, to compare; NO_BUILD=1 then
+# skips building).
+BIN=${BIN:-target/release/tokengate}
 OUT=target/bench
 mkdir -p "$OUT"
 RESULTS="$OUT/gateway.txt"
@@ -40,8 +48,8 @@ trap cleanup EXIT
 TOKENGATE=http://127.0.0.1:$TG_PORT PORT=$UP_PORT ASSERTION_FILE="$WORK/assertion" \
   node scripts/bench_gateway_upstream.mjs > "$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
-TOKENGATE_ADMIN_EMAIL=$EMAIL TOKENGATE_ADMIN_PASSWORD=$PASSWORD TOKENGATE_LOG=warn \
-  target/release/tokengate --listen 127.0.0.1:$TG_PORT --database-url "sqlite://$WORK/tg.db?mode=rwc" \
+TOKENGATE_ADMIN_EMAIL=$EMAIL TOKENGATE_ADMIN_PASSWORD=$PASSWORD TOKENGATE_LOG=$TG_LOG \
+  "$BIN" --listen 127.0.0.1:$TG_PORT --database-url "sqlite://$WORK/tg.db?mode=rwc" \
   --upstream http://127.0.0.1:$UP_PORT/graphql serve > "$WORK/tokengate.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
