@@ -7,7 +7,7 @@
 //! each of them ends up with an arena, holding its high-water mark for good.
 //! Measured with `ONLY=rest BACKENDS=sqlite scripts/bench.sh` (BENCHMARKS.md):
 //! peak RSS across the write, revoke-mix and read scenarios 72.6–79.3 MiB with
-//! glibc's default, 58.5 MiB with as many arenas as cores, for the same
+//! glibc's default, 57.2 MiB with as many arenas as cores, for the same
 //! throughput (the workers, one per core, are the threads that allocate most).
 
 /// Caps glibc's malloc arenas at the number of cores (at least two). Call it

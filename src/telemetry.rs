@@ -5,12 +5,13 @@
 //! a writer thread empties it into stderr when it holds 64 KiB, when a warning
 //! or an error is logged, and otherwise every 100 ms — an access log buffered
 //! as nginx's `access_log … buffer= flush=` is. A request never waits on
-//! stderr and never wakes another thread: appending a line takes a lock held
-//! for a copy. (`tracing-appender`, used before, sends every line through a
-//! channel and wakes its thread for each one when it sleeps: a futex call and
-//! a context switch per request whenever the load leaves it idle between
-//! lines. In gateway mode, where tokengate shares the cores with the upstream,
-//! that cost 0.87× → 0.66–0.69× of the direct throughput; this writer, 0.80×.)
+//! stderr, and appending a line takes a lock held for a copy; the writer
+//! thread is woken only by a full buffer or a warning. (`tracing-appender`,
+//! used before, sends every line through a channel and wakes its thread for
+//! each one when it sleeps: a futex call and a context switch per request
+//! whenever the load leaves it idle between lines. In gateway mode, where
+//! tokengate shares the cores with the upstream, that writer gave 0.71–0.73×
+//! of the direct throughput and this one 0.80–0.83×: BENCHMARKS.md.)
 //! Nothing is dropped: when stderr cannot keep up and 8 MiB are waiting, the
 //! thread that logs writes them itself (the back-pressure a synchronous
 //! writer gives, only much later). At exit the guard writes what is left;
@@ -72,13 +73,25 @@ pub fn init(format: LogFormat) -> LogGuard {
         return LogGuard { writer: None };
     }
     let shared = writer.shared.clone();
-    let thread = std::thread::Builder::new()
+    match std::thread::Builder::new()
         .name("tokengate-log".into())
         .spawn(move || writer.run())
-        .ok();
-    LogGuard {
-        writer: thread.map(|t| (shared, t)),
+    {
+        Ok(thread) => LogGuard {
+            writer: Some((shared, thread)),
+        },
+        Err(_) => {
+            // No writer thread: every line is written as it comes.
+            shared.lock().stopped = true;
+            LogGuard { writer: None }
+        }
     }
+}
+
+/// Writes a batch and flushes it. Nowhere to report a failure to write the
+/// log: the batch is dropped.
+fn emit(out: &mut dyn Write, bytes: &[u8]) {
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
 struct State {
@@ -109,9 +122,7 @@ impl Shared {
     }
 
     fn write_out(&self, bytes: &[u8]) {
-        let mut out = self.out();
-        // Nowhere to report a failure to write the log: it is dropped.
-        let _ = out.write_all(bytes).and_then(|()| out.flush());
+        emit(&mut **self.out(), bytes);
     }
 }
 
@@ -161,8 +172,7 @@ impl BufferedWriter {
             let out = (!spare.is_empty()).then(|| self.shared.out());
             drop(state);
             if let Some(mut out) = out {
-                // Nowhere to report a failure to write the log: it is dropped.
-                let _ = out.write_all(&spare).and_then(|()| out.flush());
+                emit(&mut **out, &spare);
                 drop(out);
                 spare.clear();
                 if spare.capacity() > FLUSH_AT * 16 {
@@ -173,8 +183,7 @@ impl BufferedWriter {
                 // Anything appended meanwhile goes out too; later lines are
                 // written directly (see `Line`).
                 let state = self.shared.lock();
-                let mut out = self.shared.out();
-                let _ = out.write_all(&state.buf).and_then(|()| out.flush());
+                self.shared.write_out(&state.buf);
                 return;
             }
         }

@@ -16,6 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::access_token::{self, Grant};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
@@ -160,10 +161,7 @@ async fn scan_page(
                 for (token, target, left) in due {
                     // Conditional: another process may have announced it.
                     let marked = access_token::Entity::update_many()
-                        .col_expr(
-                            access_token::Column::ExpiryNotice,
-                            sea_orm::sea_query::Expr::value(target),
-                        )
+                        .col_expr(access_token::Column::ExpiryNotice, Expr::value(target))
                         .filter(access_token::Column::Id.eq(token.id.as_str()))
                         .filter(
                             Condition::any()
@@ -176,10 +174,8 @@ async fn scan_page(
                             Condition::any()
                                 .add(access_token::Column::RevokedAt.is_null())
                                 .add(
-                                    sea_orm::sea_query::Expr::col(access_token::Column::RevokedAt)
-                                        .gt(sea_orm::sea_query::Expr::col(
-                                            access_token::Column::ExpiresAt,
-                                        )),
+                                    Expr::col(access_token::Column::RevokedAt)
+                                        .gt(Expr::col(access_token::Column::ExpiresAt)),
                                 ),
                         )
                         .exec(txn)
