@@ -16,24 +16,56 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// (sea-orm would default to one connection, serialising every read). The
 /// per-acquire ping is turned off: a local file cannot have gone away.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    if is_sqlite(url) {
+        Database::connect(sqlite_options(url, 8)).await
+    } else {
+        let mut opts = options(url);
+        opts.max_connections(16).min_connections(1);
+        Database::connect(opts).await
+    }
+}
+
+/// On SQLite, a second pool of one connection for the busiest writers
+/// (issuing, revoking, the expiry scan, last-used times), who take turns on
+/// it (the core's `write_turn`); `None` elsewhere, and for an in-memory
+/// database (a second connection would open another database).
+///
+/// SQLite empties a connection's page cache whenever another connection has
+/// changed the database since it last looked; writers spread over the
+/// readers' pool found their cache emptied at nearly every transaction and
+/// read the same pages again. A connection that alone writes keeps its
+/// cache (BENCHMARKS.md gives what it bought).
+pub async fn connect_writer(url: &str) -> Result<Option<DatabaseConnection>, sea_orm::DbErr> {
+    if !is_sqlite(url) || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    Database::connect(sqlite_options(url, 1)).await.map(Some)
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+fn options(url: &str) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10));
-    if url.starts_with("sqlite:") {
-        opts.max_connections(8)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-            });
-    } else {
-        opts.max_connections(16).min_connections(1);
-    }
-    Database::connect(opts).await
+    opts
+}
+
+fn sqlite_options(url: &str, connections: u32) -> ConnectOptions {
+    let mut opts = options(url);
+    opts.max_connections(connections)
+        .min_connections(1)
+        .test_before_acquire(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    opts
 }
 
 /// Applies every pending migration, tokengate's and the application's.

@@ -57,8 +57,26 @@ pub struct Core {
     /// Wakes the webhook delivery worker when this process queues events.
     pub webhook_wake: tokio::sync::Notify,
     /// On SQLite, the turn of this process's busiest writers (issuing and
-    /// revoking tokens): see [`Core::write_turn`].
-    sqlite_writers: Option<tokio::sync::Mutex<()>>,
+    /// revoking tokens, the expiry scan, last-used times) and, unless the
+    /// database is in memory, the connection they write on: see
+    /// [`Core::write_turn`].
+    sqlite_writers: Option<(tokio::sync::Mutex<()>, Option<DatabaseConnection>)>,
+}
+
+/// A writer's turn: hold it across the write transaction, opened on
+/// [`WriteTurn::db`].
+#[must_use]
+pub struct WriteTurn<'a> {
+    _turn: Option<tokio::sync::MutexGuard<'a, ()>>,
+    db: &'a DatabaseConnection,
+}
+
+impl WriteTurn<'_> {
+    /// Where to write during this turn: on SQLite the connection kept for
+    /// writers ([`db::connect_writer`]), else the pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        self.db
+    }
 }
 
 impl Core {
@@ -74,6 +92,7 @@ impl Core {
         let keys = KeyRing::load(&db, verify_window).await?;
         let sqlite =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Sqlite;
+        let writer = db::connect_writer(&config.database_url).await?;
         Ok(Core {
             db,
             listen,
@@ -88,7 +107,7 @@ impl Core {
             live: Default::default(),
             token_events: Default::default(),
             webhook_wake: Default::default(),
-            sqlite_writers: sqlite.then(Default::default),
+            sqlite_writers: sqlite.then(|| (Default::default(), writer)),
             config,
         })
     }
@@ -100,11 +119,19 @@ impl Core {
     /// order, so under concurrent issuing the unlucky ones waited half a
     /// second while the lock sat idle between sleeps. Taking turns here, in
     /// arrival order (Tokio's mutex is fair), before `BEGIN` means the
-    /// database lock is almost always free when asked for.
-    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    /// database lock is almost always free when asked for; and writing on one
+    /// connection kept for it means that connection's page cache is still
+    /// valid at the next turn ([`db::connect_writer`]).
+    pub async fn write_turn(&self) -> WriteTurn<'_> {
         match &self.sqlite_writers {
-            Some(turn) => Some(turn.lock().await),
-            None => None,
+            Some((turn, writer)) => WriteTurn {
+                _turn: Some(turn.lock().await),
+                db: writer.as_ref().unwrap_or(&self.db),
+            },
+            None => WriteTurn {
+                _turn: None,
+                db: &self.db,
+            },
         }
     }
 

@@ -185,8 +185,8 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let turn = core.write_turn().await;
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
-    let (record, replaced) = core
-        .db
+    let (record, replaced) = turn
+        .db()
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
                 if replace || cap.is_some() || rotating {

@@ -115,8 +115,8 @@ pub async fn revoke_record(
     let (name, owner) = (token.name.clone(), token.user_id.clone());
     let turn = core.write_turn().await;
     // Opens with a write (see `mint`): the row itself, then its exchanged descendants.
-    let revoked = core
-        .db
+    let revoked = turn
+        .db()
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
                 let revoked = revoke_where(

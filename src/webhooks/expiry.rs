@@ -151,9 +151,9 @@ async fn scan_page(
     if due.is_empty() {
         return Ok((0, 0));
     }
-    let _turn = core.write_turn().await;
-    let counts = core
-        .db
+    let turn = core.write_turn().await;
+    let counts = turn
+        .db()
         .transaction::<_, (usize, usize), AppError>(move |txn| {
             Box::pin(async move {
                 let outbox = super::outbox::Outbox::open(txn).await?;
