@@ -14,6 +14,7 @@ mod m20261124_000009_create_issuers;
 mod m20261124_000010_add_last_used_ip_to_access_tokens;
 mod m20261124_000011_create_webhooks;
 mod m20261124_000012_index_active_tokens;
+mod m20261124_000013_index_tokens_by_name_and_revocation;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_add_last_used_ip_to_access_tokens::Migration),
             Box::new(m20261124_000011_create_webhooks::Migration),
             Box::new(m20261124_000012_index_active_tokens::Migration),
+            Box::new(m20261124_000013_index_tokens_by_name_and_revocation::Migration),
         ]
     }
 }
