@@ -42,6 +42,18 @@ pub async fn connect_writer(url: &str) -> Result<Option<DatabaseConnection>, sea
     Database::connect(sqlite_options(url, 1)).await.map(Some)
 }
 
+/// Runs a `SELECT COUNT(…)` and answers its number.
+pub async fn count(
+    conn: &impl sea_orm::ConnectionTrait,
+    query: &sea_orm::sea_query::SelectStatement,
+) -> Result<i64, DbErr> {
+    let backend = conn.get_database_backend();
+    match conn.query_one(backend.build(query)).await? {
+        Some(row) => row.try_get_by_index::<i64>(0),
+        None => Ok(0),
+    }
+}
+
 fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
 }

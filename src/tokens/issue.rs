@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::access_token::{self, Grant};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 
 use super::jwt;
@@ -189,6 +189,26 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         .db()
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
+                // PostgreSQL: the webhooks (share-locked) before the owner's
+                // lock, so the owner's other issues do not wait for this read
+                // too. SQLite: after the first write (below), since its
+                // transaction must open with one.
+                let early_outbox = if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+                    Some(webhooks::outbox::Outbox::open(txn).await?)
+                } else {
+                    None
+                };
+                // Wakes other processes' `accessTokenEvents` (PostgreSQL); a
+                // rotation also ends the retired token now or at its cutoff
+                // (rotation by name notified in `revoke_where`). Sent before
+                // the owner's lock, for the same reason: PostgreSQL delivers a
+                // notification at commit wherever the transaction issued it,
+                // and drops it on rollback.
+                if rotating {
+                    crate::core::revocations::notify(txn).await?;
+                } else {
+                    crate::core::revocations::notify_created(txn).await?;
+                }
                 if replace || cap.is_some() || rotating {
                     lock_owner(txn, &owner_id).await?;
                 }
@@ -217,24 +237,40 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     let children = Condition::all()
                         .add(access_token::Column::ParentId.eq(old.as_str()))
                         .add(access_token::Column::Grant.eq(Grant::TokenExchange));
-                    let outbox = webhooks::outbox::Outbox::open(txn).await?;
+                    let opened;
+                    let outbox = match &early_outbox {
+                        Some(outbox) => outbox,
+                        None => {
+                            opened = webhooks::outbox::Outbox::open(txn).await?;
+                            &opened
+                        }
+                    };
                     for child in revoke_where(txn, children, at, retired_by_again).await? {
                         outbox
                             .token_event(txn, "token.revoked", &child, |_| {}, now)
                             .await?;
                     }
                 }
-                if let Some(cap) = cap {
-                    check_cap(txn, &owner_id, cap, now).await?;
-                }
-                let record = record.insert(txn).await?;
-                // The outbox, in the same transaction (SPEC §10).
+                // The cap's count in the insert itself (`INSERT … SELECT …
+                // WHERE (SELECT COUNT(*) …) < cap`): one round trip fewer
+                // inside the owner's lock.
+                let record = match cap {
+                    Some(cap) => insert_within_cap(txn, record, &owner_id, cap, now).await?,
+                    None => record.insert(txn).await?,
+                };
+                // The outbox, in the same transaction (SPEC §10); on SQLite
+                // read after the insert, as a transaction with nothing to
+                // rotate must open with its write (a read first can fail to
+                // upgrade when another connection wrote).
+                let outbox = match early_outbox {
+                    Some(outbox) => outbox,
+                    None => webhooks::outbox::Outbox::open(txn).await?,
+                };
                 let previous: Vec<String> = retire_id
                     .iter()
                     .cloned()
                     .chain(replaced.iter().map(|t| t.id.clone()))
                     .collect();
-                let outbox = webhooks::outbox::Outbox::open(txn).await?;
                 if !previous.is_empty() {
                     outbox
                         .token_event(
@@ -285,14 +321,6 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     },
                 )
                 .await?;
-                // Wakes other processes' `accessTokenEvents` (PostgreSQL); a
-                // rotation also ends the retired token now or at its cutoff
-                // (rotation by name notified in `revoke_where`).
-                if rotating {
-                    crate::core::revocations::notify(txn).await?;
-                } else {
-                    crate::core::revocations::notify_created(txn).await?;
-                }
                 Ok((record, replaced))
             })
         })
@@ -329,7 +357,10 @@ fn same_name(owner: &str, name: &str, now: DateTime<Utc>) -> Condition {
             .to_owned()
     };
     let mut ids = live(access_token::Column::RevokedAt.is_null());
-    ids.union(UnionType::All, live(access_token::Column::RevokedAt.gt(now)));
+    ids.union(
+        UnionType::All,
+        live(access_token::Column::RevokedAt.gt(now)),
+    );
     Condition::all().add(access_token::Column::Id.in_subquery(ids))
 }
 
@@ -355,32 +386,69 @@ async fn lock_owner(txn: &sea_orm::DatabaseTransaction, owner_id: &str) -> AppRe
     Ok(())
 }
 
-/// Refuses a new token when its owner already holds `cap` active ones (after
-/// any rotation in the same transaction; the owner is locked by [`lock_owner`]).
-async fn check_cap(
-    txn: &sea_orm::DatabaseTransaction,
-    owner_id: &str,
-    cap: u32,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter};
-    let active = access_token::Entity::find()
-        .filter(access_token::Column::UserId.eq(owner_id))
-        .filter(access_token::Column::RevokedAt.is_null())
-        .filter(
+/// The owner's active tokens, counted (for the cap).
+fn active_tokens(owner_id: &str, now: DateTime<Utc>) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Asterisk, Func, Query};
+    Query::select()
+        .expr(Func::count(Expr::col(Asterisk)))
+        .from(access_token::Entity)
+        .and_where(access_token::Column::UserId.eq(owner_id))
+        .and_where(access_token::Column::RevokedAt.is_null())
+        .cond_where(
             Condition::any()
                 .add(access_token::Column::ExpiresAt.is_null())
                 .add(access_token::Column::ExpiresAt.gt(now)),
         )
-        .count(txn)
-        .await?;
-    if active >= u64::from(cap) {
-        return Err(AppError::BadInput(format!(
-            "this account already holds {active} active tokens, the most allowed is {cap} \
-             (--max-tokens-per-user): revoke one it no longer uses, or reuse a name to rotate"
-        )));
+        .to_owned()
+}
+
+/// Inserts the token unless its owner already holds `cap` active ones (after
+/// any rotation in the same transaction; the owner is locked by
+/// [`lock_owner`]), in one statement: `INSERT … SELECT <the values> WHERE
+/// (SELECT COUNT(*) <active tokens>) < cap RETURNING *`. Refused, it counts
+/// again to say how many.
+async fn insert_within_cap(
+    txn: &sea_orm::DatabaseTransaction,
+    record: access_token::ActiveModel,
+    owner_id: &str,
+    cap: u32,
+    now: DateTime<Utc>,
+) -> AppResult<access_token::Model> {
+    use sea_orm::sea_query::{Query, SimpleExpr};
+    use sea_orm::{FromQueryResult, Iterable};
+    let (mut columns, mut values) = (Vec::new(), Vec::new());
+    for column in access_token::Column::iter() {
+        if let sea_orm::ActiveValue::Set(v) = record.get(column) {
+            columns.push(column);
+            values.push(SimpleExpr::Value(v));
+        }
     }
-    Ok(())
+    let count = SimpleExpr::SubQuery(
+        None,
+        Box::new(active_tokens(owner_id, now).into_sub_query_statement()),
+    );
+    let row = Query::select()
+        .exprs(values)
+        .and_where(Expr::expr(count).lt(i64::from(cap)))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(access_token::Entity)
+        .columns(columns)
+        .select_from(row)
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .returning_all()
+        .to_owned();
+    let backend = txn.get_database_backend();
+    match txn.query_one(backend.build(&insert)).await? {
+        Some(row) => Ok(access_token::Model::from_query_result(&row, "")?),
+        None => {
+            let active = crate::db::count(txn, &active_tokens(owner_id, now)).await?;
+            Err(AppError::BadInput(format!(
+                "this account already holds {active} active tokens, the most allowed is {cap} \
+                 (--max-tokens-per-user): revoke one it no longer uses, or reuse a name to rotate"
+            )))
+        }
+    }
 }
 
 /// The longest grace period a rotation may give the old token (SPEC §10).
