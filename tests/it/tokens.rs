@@ -32,6 +32,7 @@ both_backends!(
     token_events_are_audited,
     active_tokens_per_user_are_capped,
     rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period,
+    issuing_under_a_name_ends_its_token_in_grace_and_its_successor,
     a_grace_period_ends_on_every_process,
 );
 
@@ -1098,6 +1099,59 @@ async fn rotation_keeps_name_scopes_and_lifetime_and_honours_the_grace_period(b:
     assert_eq!(r.code(), "BAD_USER_INPUT");
     assert!(r.message().contains("86400"), "{}", r.body);
     assert_eq!(app.me(Auth::Bearer(&newer)).await.status, StatusCode::OK);
+    app.finish().await;
+}
+
+/// Rotation by name ends every active token of the name, a rotated one in its
+/// grace period included (its `revoked_at` lies in the future), at once; the
+/// owner's tokens of other names are untouched.
+async fn issuing_under_a_name_ends_its_token_in_grace_and_its_successor(b: Backend) {
+    let app = TestApp::start(b, |_| {}).await;
+    let cookie = app.sign_in_admin().await;
+    let (other, _) = app.issue(Auth::Cookie(&cookie), "other", None, 3600).await;
+    let (old, old_id) = app.issue(Auth::Cookie(&cookie), "deploy", None, 3600).await;
+    let r = app
+        .gql(
+            Auth::Cookie(&cookie),
+            ROTATE,
+            json!({ "id": old_id, "g": 3600 }),
+        )
+        .await;
+    let successor = r.data()["rotateAccessToken"]["sessionJwt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .to_owned();
+    // In its grace period: still works.
+    assert_eq!(app.me(Auth::Bearer(&old)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.me(Auth::Bearer(&successor)).await.status,
+        StatusCode::OK
+    );
+    let (newest, _) = app.issue(Auth::Cookie(&cookie), "deploy", None, 3600).await;
+    for t in [&old, &successor] {
+        let r = app.me(Auth::Bearer(t)).await;
+        assert_eq!(
+            (r.status, r.reason()),
+            (StatusCode::UNAUTHORIZED, "revoked")
+        );
+    }
+    assert_eq!(app.me(Auth::Bearer(&newest)).await.status, StatusCode::OK);
+    assert_eq!(app.me(Auth::Bearer(&other)).await.status, StatusCode::OK);
+    let listed = app
+        .gql(
+            Auth::Cookie(&cookie),
+            "{ accessTokens { name } }",
+            json!({}),
+        )
+        .await;
+    let mut names: Vec<&str> = listed.data()["accessTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["deploy", "other"], "{}", listed.body);
     app.finish().await;
 }
 
