@@ -81,10 +81,7 @@ pub async fn start(
         for task in tasks {
             task.abort();
         }
-        served_core
-            .last_used
-            .flush(served_core.write_turn().await.db(), true)
-            .await;
+        served_core.last_used.flush(&served_core, true).await;
         result
     });
     // A root field on both sides stops the start; an upstream that does not
@@ -127,9 +124,7 @@ async fn flush_last_used(core: Arc<Core>) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        core.last_used
-            .flush(core.write_turn().await.db(), false)
-            .await;
+        core.last_used.flush(&core, false).await;
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use entity::access_token;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 /// Shortest gap between two writes of one token's last-used time.
 pub const MIN_WRITE_GAP: Duration = Duration::from_secs(45);
@@ -59,7 +59,9 @@ impl LastUsed {
 
     /// Writes every note whose token was not written within the gap (all of them
     /// when `force`, as at shutdown).
-    pub async fn flush(&self, db: &DatabaseConnection, force: bool) {
+    /// On SQLite the write takes the process's write turn, and only when
+    /// something is due.
+    pub async fn flush(&self, core: &super::Core, force: bool) {
         let now = Instant::now();
         let due: Vec<(String, Use)> = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,7 +84,9 @@ impl LastUsed {
             return;
         }
         let count = due.len() as u64;
-        let result = db
+        let turn = core.write_turn().await;
+        let result = turn
+            .db()
             .transaction::<_, _, sea_orm::DbErr>(move |txn| {
                 Box::pin(async move {
                     for (id, (at, ip)) in due {

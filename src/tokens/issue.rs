@@ -191,7 +191,8 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
             Box::pin(async move {
                 // PostgreSQL: the webhooks (share-locked) before the owner's
                 // lock, so the owner's other issues do not wait for this read
-                // too. SQLite: after the first write (below), since its
+                // too. (No deadlock: nothing that locks a user's row goes on
+                // to update or delete webhooks; keep it so.) SQLite: after the first write (below), since its
                 // transaction must open with one.
                 let early_outbox = if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
                     Some(webhooks::outbox::Outbox::open(txn).await?)
@@ -406,7 +407,9 @@ fn active_tokens(owner_id: &str, now: DateTime<Utc>) -> sea_orm::sea_query::Sele
 /// any rotation in the same transaction; the owner is locked by
 /// [`lock_owner`]), in one statement: `INSERT … SELECT <the values> WHERE
 /// (SELECT COUNT(*) <active tokens>) < cap RETURNING *`. Refused, it counts
-/// again to say how many.
+/// again to say how many. Built from the active model's set values, so it
+/// bypasses `ActiveModelBehavior` (access tokens have none; give them one
+/// and it must be called here).
 async fn insert_within_cap(
     txn: &sea_orm::DatabaseTransaction,
     record: access_token::ActiveModel,

@@ -26,7 +26,7 @@ pub(super) async fn revoke_where(
 ) -> Result<Vec<access_token::Model>, sea_orm::DbErr> {
     use access_token::Column as C;
     use chrono::SubsecRound;
-    use sea_orm::sea_query::{Alias, Asterisk, Query};
+    use sea_orm::sea_query::{Alias, Query};
     use sea_orm::{ActiveEnum, FromQueryResult, Iterable};
     // Stored times have microsecond precision; match them exactly below.
     let now = now.trunc_subsecs(6);
@@ -47,7 +47,14 @@ pub(super) async fn revoke_where(
             .cond_where(active(child))
             .to_owned(),
     );
-    let flag = C::iter().count();
+    // The entity's columns by name, then the flag: `RETURNING *` would put
+    // the flag after whatever columns the table has, and an application's
+    // migration (or a newer release's, during a rolling upgrade) may add one.
+    let returned: Vec<sea_orm::sea_query::SimpleExpr> = C::iter()
+        .map(|c| Expr::col(c).into())
+        .chain([has_children])
+        .collect();
+    let flag = returned.len() - 1;
     // One statement per level that has children, returning the rows it
     // revoked and which of them have active exchanged children (`UPDATE …
     // RETURNING *, EXISTS(…)`, on SQLite too): a write first, so SQLite takes
@@ -65,7 +72,7 @@ pub(super) async fn revoke_where(
             .value(C::RevokedAt, now)
             .value(C::RevokedBy, by.clone())
             .cond_where(level.add(active(table.clone())))
-            .returning(Query::returning().exprs([Expr::col(Asterisk).into(), has_children.clone()]))
+            .returning(Query::returning().exprs(returned.clone()))
             .to_owned();
         let mut parents: Vec<String> = Vec::new();
         for row in txn

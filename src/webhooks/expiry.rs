@@ -156,7 +156,10 @@ async fn scan_page(
         .db()
         .transaction::<_, (usize, usize), AppError>(move |txn| {
             Box::pin(async move {
-                let outbox = super::outbox::Outbox::open(txn).await?;
+                // Read at the first mark, not before: on SQLite a transaction
+                // must open with its write (a read first can fail to upgrade
+                // when another connection wrote in between).
+                let mut outbox: Option<super::outbox::Outbox> = None;
                 let (mut expiring, mut expired) = (0, 0);
                 for (token, target, left) in due {
                     // Conditional: another process may have announced it.
@@ -196,7 +199,12 @@ async fn scan_page(
                             data["warningWindowSeconds"] = target.into();
                         }
                     };
-                    outbox.token_event(txn, kind, &token, extra, now).await?;
+                    if outbox.is_none() {
+                        outbox = Some(super::outbox::Outbox::open(txn).await?);
+                    }
+                    if let Some(outbox) = &outbox {
+                        outbox.token_event(txn, kind, &token, extra, now).await?;
+                    }
                 }
                 Ok((expiring, expired))
             })

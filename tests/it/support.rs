@@ -475,7 +475,7 @@ impl TestApp {
     /// A test that calls it sets a long `last_used_flush_interval`, so that the
     /// timer cannot take the notes first and leave this call nothing to write.
     pub async fn flush_last_used(&self, force: bool) {
-        self.state.last_used.flush(&self.state.db, force).await;
+        self.state.last_used.flush(&self.state, force).await;
     }
 }
 
