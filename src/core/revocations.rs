@@ -243,8 +243,9 @@ async fn listen(core: Arc<Core>, wake: Arc<Notify>) {
                 let n = listener.recv().await?;
                 // Named tokens are evicted here and now. The poll still runs
                 // (at most one per MIN_POLL_GAP): it records each change as
-                // published, so a subscriber arriving later is never told of
-                // one that happened before it subscribed.
+                // published, so a subscriber arriving later is not told of
+                // one that happened before it subscribed, but for those
+                // committed within the gap before the poll.
                 if n.channel() == CHANNEL {
                     evict_named(&core, n.payload());
                 }
