@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::auth::Principal;
 use crate::config::Upstream;
 use crate::core::Core;
-use crate::graphql::{AppSchema, Forwarder, RequestMeta};
+use crate::graphql::{Answer, AppSchema, Forwarder, RequestMeta};
 use document::{NotSplit, Side};
 
 /// The largest upstream response read (a bigger one is an UPSTREAM_ERROR).
@@ -77,6 +77,8 @@ struct State {
 /// What the gateway knows of its upstream, and how it reaches it.
 pub struct Gateway {
     config: Upstream,
+    /// `config.url`, parsed once (not at every request).
+    url: Option<reqwest::Url>,
     client: reqwest::Client,
     local_schema: AppSchema,
     state: RwLock<State>,
@@ -95,6 +97,7 @@ impl Gateway {
             .build()
             .expect("the upstream client's settings are valid");
         Arc::new(Gateway {
+            url: reqwest::Url::parse(&config.url).ok(),
             config,
             client,
             local_schema: local.clone(),
@@ -238,7 +241,11 @@ impl Gateway {
         let token = assertion::sign(core, &self.config.audience, "tokengate", "", None, None)
             .map_err(|e| e.to_string())?;
         let body: serde_json::Value = self
-            .post(&token, None, &json!({ "query": compose::INTROSPECTION }))
+            .post(
+                &token,
+                None,
+                json!({ "query": compose::INTROSPECTION }).to_string(),
+            )
             .await
             .map_err(|e| e.message)?;
         let schema = &body["data"]["__schema"];
@@ -278,18 +285,33 @@ impl Gateway {
         &self,
         assertion: &crate::auth::secret::Secret,
         request_id: Option<&str>,
-        body: &serde_json::Value,
+        body: String,
     ) -> Result<T, UpstreamFailure> {
+        let (status, bytes) = self.post_raw(assertion, request_id, body).await?;
+        decode(status, &bytes)
+    }
+
+    /// POSTs a GraphQL request upstream with the assertion; answers the
+    /// status and body (at most [`MAX_RESPONSE_BYTES`]).
+    async fn post_raw(
+        &self,
+        assertion: &crate::auth::secret::Secret,
+        request_id: Option<&str>,
+        body: String,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), UpstreamFailure> {
+        let Some(url) = &self.url else {
+            return Err(UpstreamFailure::error("the upstream's URL does not parse"));
+        };
         let mut req = self
             .client
-            .post(&self.config.url)
+            .post(url.clone())
             .bearer_auth(assertion.expose())
             .header(
                 "accept",
                 "application/graphql-response+json, application/json",
             )
             .header("content-type", "application/json")
-            .body(body.to_string());
+            .body(body);
         if let Some(id) = request_id {
             req = req.header("x-request-id", id);
         }
@@ -312,22 +334,15 @@ impl Gateway {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-        match serde_json::from_slice::<T>(&bytes) {
-            Ok(v) if object => Ok(v),
-            _ => Err(UpstreamFailure::error(&format!(
-                "the upstream answered HTTP {} without a GraphQL response",
-                status.as_u16()
-            ))),
-        }
+        Ok((status, bytes))
     }
 
-    async fn run(&self, local: &AppSchema, mut request: async_graphql::Request) -> Response {
+    async fn run(&self, local: &AppSchema, mut request: async_graphql::Request) -> Answer {
         let doc = match self.parsed.get(request.query.as_str()) {
             Some(doc) => doc,
             None => {
                 let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-                    return local.execute(request).await;
+                    return local.answer(request).await;
                 };
                 let doc = Arc::new(doc);
                 if request.query.len() <= 16 * 1024 {
@@ -339,7 +354,7 @@ impl Gateway {
         };
         // One version of the upstream's schema for the whole request.
         let Some(loaded) = self.loaded() else {
-            return local.execute(request).await;
+            return local.answer(request).await;
         };
         // `requiredScopes` answers over the composed schema (the guard of
         // local fields keeps the local table it was built with).
@@ -348,13 +363,13 @@ impl Gateway {
             loaded.is_upstream(t, n)
         }) {
             Ok(s) if s.has_upstream() || s.has_introspection() => s,
-            Ok(_) | Err(NotSplit::Local) => return local.execute(request).await,
+            Ok(_) | Err(NotSplit::Local) => return local.answer(request).await,
             Err(NotSplit::RootFragmentDirectives) => {
-                return Response::from_errors(vec![ServerError::new(
+                return Answer::Response(Response::from_errors(vec![ServerError::new(
                     "a fragment with directives at the root of a document that names \
                      upstream fields is not supported: put the directives on the fields",
                     None,
-                )])
+                )]))
             }
         };
         let data = |t: std::any::TypeId| request.data.get(&t);
@@ -368,7 +383,10 @@ impl Gateway {
             .and_then(|b| b.downcast_ref::<RequestMeta>())
             .and_then(|m| m.request_id.clone());
         let (Some(principal), Some(core)) = (principal, core) else {
-            return Response::from_errors(vec![ServerError::new("internal error", None)]);
+            return Answer::Response(Response::from_errors(vec![ServerError::new(
+                "internal error",
+                None,
+            )]));
         };
         let root = match split.ty {
             OperationType::Mutation => "Mutation",
@@ -390,8 +408,13 @@ impl Gateway {
             f.side == Side::Upstream && !forbidden.iter().any(|(k, _)| *k == f.key)
         };
         let sends = split.fields.iter().any(allowed);
-        let (upstream_doc, upstream_vars) = split.print(allowed);
+        // The whole operation goes upstream: nothing refused, nothing local.
+        let whole =
+            sends && forbidden.is_empty() && !split.has_local() && !split.has_introspection();
         let variables = serde_json::to_value(&request.variables).unwrap_or(json!({}));
+        // Sent as it came when it is one operation (nothing runs locally then).
+        let as_written = (whole && doc.operations.iter().count() == 1)
+            .then(|| std::mem::take(&mut request.query));
         let order: Vec<(String, Side)> = split
             .fields
             .iter()
@@ -425,7 +448,10 @@ impl Gateway {
             match async_graphql::parser::parse_query(&request.query) {
                 Ok(doc) => request.set_parsed_query(doc),
                 Err(_) => {
-                    return Response::from_errors(vec![ServerError::new("internal error", None)])
+                    return Answer::Response(Response::from_errors(vec![ServerError::new(
+                        "internal error",
+                        None,
+                    )]))
                 }
             }
             let r = local.execute(request).await;
@@ -433,7 +459,7 @@ impl Gateway {
                 && !r.errors.is_empty()
                 && r.errors.iter().all(|e| e.path.is_empty())
             {
-                return r;
+                return Answer::Response(r);
             }
             r
         } else {
@@ -451,18 +477,19 @@ impl Gateway {
             errors.push(e);
         }
         if sends {
-            let vars: serde_json::Map<String, serde_json::Value> = upstream_vars
-                .iter()
-                .filter_map(|n| variables.get(n).map(|v| (n.clone(), v.clone())))
-                .collect();
-            // One operation in what is sent: no operationName needed.
-            let body = json!({ "query": upstream_doc, "variables": vars });
-            let result = match self.caller_assertion(&core, &principal, request_id.as_deref()) {
-                Ok(token) => {
-                    self.post::<UpstreamAnswer>(&token, request_id.as_deref(), &body)
-                        .await
-                }
-                Err(e) => Err(UpstreamFailure::error(&e)),
+            // One operation in what is sent: no operationName needed. A
+            // document of one operation, all of it the upstream's, is sent as
+            // it came (with its variables); otherwise the upstream's part is
+            // printed.
+            let body = if let Some(query) = &as_written {
+                upstream_body(query, &variables)
+            } else {
+                let (upstream_doc, upstream_vars) = split.print(allowed);
+                let vars: serde_json::Map<String, serde_json::Value> = upstream_vars
+                    .iter()
+                    .filter_map(|n| variables.get(n).map(|v| (n.clone(), v.clone())))
+                    .collect();
+                upstream_body(&upstream_doc, &vars)
             };
             let sent_keys: Vec<&str> = split
                 .fields
@@ -470,6 +497,19 @@ impl Gateway {
                 .filter(|f| allowed(f))
                 .map(|f| f.key.as_str())
                 .collect();
+            let result = match self.caller_assertion(&core, &principal, request_id.as_deref()) {
+                Ok(token) => self.post_raw(&token, request_id.as_deref(), body).await,
+                Err(e) => Err(UpstreamFailure::error(&e)),
+            };
+            // An answer to the whole operation with data and no errors is
+            // passed on as it came: nothing of tokengate's to merge into it.
+            let result = match result {
+                Ok((_, bytes)) if whole && data_only(&bytes, &distinct(&sent_keys)) => {
+                    return Answer::Json(bytes)
+                }
+                Ok((status, bytes)) => decode::<UpstreamAnswer>(status, &bytes),
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(answer) => {
                     let no_data = answer.data.is_none();
@@ -510,7 +550,7 @@ impl Gateway {
         }
         response.data = Value::Object(merged);
         response.errors.extend(errors);
-        response
+        Answer::Response(response)
     }
 
     /// The assertion for one forwarded request: the caller's id and scopes,
@@ -594,6 +634,116 @@ fn upstream_error(e: &serde_json::Value, no_data: bool, sent: &[&str]) -> Vec<Se
     vec![err]
 }
 
+/// The body of a request upstream: `query` and `variables`.
+fn upstream_body(query: &str, variables: &impl serde::Serialize) -> String {
+    #[derive(serde::Serialize)]
+    struct Body<'a, V: serde::Serialize> {
+        query: &'a str,
+        variables: &'a V,
+    }
+    serde_json::to_string(&Body { query, variables }).unwrap_or_default()
+}
+
+/// An upstream's body read as `T`: a JSON object, else an UPSTREAM_ERROR.
+fn decode<T: serde::de::DeserializeOwned>(
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<T, UpstreamFailure> {
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match serde_json::from_slice::<T>(bytes) {
+        Ok(v) if object => Ok(v),
+        _ => Err(UpstreamFailure::error(&format!(
+            "the upstream answered HTTP {} without a GraphQL response",
+            status.as_u16()
+        ))),
+    }
+}
+
+/// `keys` without repeats, in first-seen order (the response keys of fields
+/// GraphQL merges).
+fn distinct<'k>(keys: &[&'k str]) -> Vec<&'k str> {
+    let mut out: Vec<&str> = Vec::with_capacity(keys.len());
+    for k in keys {
+        if !out.contains(k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+/// Whether `body` is a GraphQL response that can be sent on as it came:
+/// one JSON object whose only entry is `data`, an object whose keys are
+/// exactly `keys` in that order (so no errors, no extensions, nothing the
+/// caller did not ask). Reads the body without building values.
+fn data_only(body: &[u8], keys: &[&str]) -> bool {
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    use std::fmt;
+
+    /// A map key that must be this one.
+    struct Key<'k>(&'k str);
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for Key<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "the key {:?}", self.0)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            if v == self.0 {
+                Ok(())
+            } else {
+                Err(E::custom("another key"))
+            }
+        }
+    }
+    /// An object whose keys are exactly `keys`, in order; with `inner`, its
+    /// one value is such an object in turn.
+    struct Object<'k> {
+        keys: &'k [&'k str],
+        inner: Option<&'k [&'k str]>,
+    }
+    impl<'de> DeserializeSeed<'de> for Object<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Object<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            for key in self.keys {
+                map.next_key_seed(Key(key))?
+                    .ok_or_else(|| de::Error::custom("a key is missing"))?;
+                match self.inner {
+                    Some(keys) => map.next_value_seed(Object { keys, inner: None })?,
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            match map.next_key::<IgnoredAny>()? {
+                None => Ok(()),
+                Some(_) => Err(de::Error::custom("a key more")),
+            }
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Object {
+        keys: &["data"],
+        inner: Some(keys),
+    }
+    .deserialize(&mut de)
+    .is_ok()
+        && de.end().is_ok()
+}
+
 /// An upstream's GraphQL response, its data read straight into values.
 #[derive(serde::Deserialize)]
 struct UpstreamAnswer {
@@ -658,7 +808,7 @@ impl Forwarder for Gateway {
         &'a self,
         local: &'a AppSchema,
         request: async_graphql::Request,
-    ) -> Pin<Box<dyn Future<Output = Response> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Answer> + Send + 'a>> {
         Box::pin(self.run(local, request))
     }
 
@@ -703,5 +853,41 @@ pub async fn keep_fresh(gateway: Arc<Gateway>, core: Arc<Core>) {
                 tracing::warn!(upstream = %gateway.config.url, error = %e, "upstream schema not loaded; retrying")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{data_only, distinct};
+
+    #[test]
+    fn only_a_bare_answer_with_the_keys_asked_in_order_is_passed_on() {
+        let keys = ["a", "b"];
+        let yes = |body: &str| data_only(body.as_bytes(), &keys);
+        assert!(yes(r#"{"data":{"a":[{"x":1}],"b":null}}"#));
+        assert!(yes(
+            " {\n \"data\" : { \"\\u0061\": 1, \"b\": {\"errors\": 2} } } \n"
+        ));
+        // Anything the caller must not get as it came: errors, extensions,
+        // keys not asked, missing or out of order, data not an object, not
+        // one JSON value.
+        for body in [
+            r#"{"data":{"a":1,"b":2},"errors":[{"message":"x"}]}"#,
+            r#"{"errors":[{"message":"x"}],"data":{"a":1,"b":2}}"#,
+            r#"{"data":{"a":1,"b":2},"extensions":{}}"#,
+            r#"{"data":{"a":1,"b":2,"c":3}}"#,
+            r#"{"data":{"a":1}}"#,
+            r#"{"data":{"b":2,"a":1}}"#,
+            r#"{"data":{"a":1,"a":1,"b":2}}"#,
+            r#"{"data":null}"#,
+            r#"{"data":[1,2]}"#,
+            r#"{"data":{"a":1,"b":2}} {}"#,
+            r#"{"data":{"a":1,"b":2}"#,
+            r#"[{"data":{"a":1,"b":2}}]"#,
+            "",
+        ] {
+            assert!(!yes(body), "{body}");
+        }
+        assert_eq!(distinct(&["a", "b", "a", "c", "b"]), ["a", "b", "c"]);
     }
 }

@@ -59,10 +59,21 @@ pub async fn execute(
     core.metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let mut response = schema.execute(request).await;
+    let modern = wants_graphql_response(headers);
+    let content_type = HeaderValue::from_static(if modern {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    });
+    let mut response = match schema.answer(request).await {
+        super::Answer::Response(r) => r,
+        // Data and no errors: 200 with either media type.
+        super::Answer::Json(body) => {
+            return (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+    };
     let request_error = is_request_error(&response);
     null_failed_fields(&mut response);
-    let modern = wants_graphql_response(headers);
     let (status, body) = if modern && request_error {
         (
             StatusCode::BAD_REQUEST,
@@ -78,17 +89,7 @@ pub async fn execute(
         Ok(b) => b,
         Err(e) => return AppError::internal(e).into_response(),
     };
-    let content_type = if modern {
-        GRAPHQL_RESPONSE
-    } else {
-        "application/json"
-    };
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// Whether the request failed before execution began (a GraphQL "request

@@ -127,6 +127,41 @@ pub struct RootFields {
     pub mutation: Vec<String>,
 }
 
+/// What a [`Forwarder`] answers.
+pub enum Answer {
+    /// A GraphQL response, to be encoded.
+    Response(async_graphql::Response),
+    /// A GraphQL response already encoded: an upstream's body, `{"data": {…}}`
+    /// and nothing else, its keys those asked in the order asked (checked by
+    /// the forwarder), sent on as it came instead of being decoded and
+    /// encoded again.
+    Json(Vec<u8>),
+}
+
+impl Answer {
+    /// The answer as a GraphQL response (an encoded one decoded).
+    pub fn into_response(self) -> async_graphql::Response {
+        match self {
+            Answer::Response(r) => r,
+            Answer::Json(body) => {
+                #[derive(serde::Deserialize)]
+                struct Body {
+                    data: async_graphql::Value,
+                }
+                match serde_json::from_slice::<Body>(&body) {
+                    Ok(b) => async_graphql::Response::new(b.data),
+                    Err(_) => {
+                        async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+                            "internal error",
+                            None,
+                        )])
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Runs requests that name root fields served elsewhere (gateway mode): given
 /// the local schema, it runs the local part there and the rest upstream.
 pub trait Forwarder: Send + Sync {
@@ -135,7 +170,7 @@ pub trait Forwarder: Send + Sync {
         &'a self,
         local: &'a AppSchema,
         request: async_graphql::Request,
-    ) -> Pin<Box<dyn Future<Output = async_graphql::Response> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
     /// Why requests cannot be forwarded now (for `/readyz`); `None` when they can.
     fn problem(&self) -> Option<String> {
@@ -151,6 +186,12 @@ pub trait Forwarder: Send + Sync {
 impl AppSchema {
     /// Runs one GraphQL request (its data must hold the principal and core).
     pub async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.answer(request).await.into_response()
+    }
+
+    /// Runs one GraphQL request, as [`AppSchema::execute`]; in gateway mode
+    /// an answer that came whole from the upstream may stay encoded.
+    pub async fn answer(&self, request: async_graphql::Request) -> Answer {
         match &self.forwarder {
             Some(f) => {
                 let local = AppSchema {
@@ -159,7 +200,7 @@ impl AppSchema {
                 };
                 f.execute(&local, request).await
             }
-            None => self.inner.execute(request).await,
+            None => Answer::Response(self.inner.execute(request).await),
         }
     }
 

@@ -28,12 +28,18 @@ async function signIn(url) {
   return res.headers.get('set-cookie').split(';')[0];
 }
 
-async function gql(url, query, { token, cookie, variables } = {}) {
+async function gql(url, query, { token, cookie, variables, operationName, accept } = {}) {
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (cookie) headers.cookie = cookie;
-  const res = await fetch(`${url}/api`, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
-  return { status: res.status, requestId: res.headers.get('x-request-id'), body: await res.json() };
+  if (accept) headers.accept = accept;
+  const res = await fetch(`${url}/api`, { method: 'POST', headers, body: JSON.stringify({ query, variables, operationName }) });
+  return {
+    status: res.status,
+    requestId: res.headers.get('x-request-id'),
+    contentType: res.headers.get('content-type'),
+    body: await res.json(),
+  };
 }
 
 async function issue(url, cookie, scopes, name = 'gw') {
@@ -162,6 +168,45 @@ for (const backend of backends) {
         assert.equal(body.data.me.email, ADMIN_EMAIL);
         assert.ok(body.data.orders.length >= 1);
       }
+    });
+
+    it('sends an operation that is wholly the upstream\'s as written, and answers it as the upstream did', async (t) => {
+      if (!db) return t.skip('PostgreSQL unreachable');
+      // One operation, every root field the upstream's: its text goes as it
+      // came (comments and all), with its variables.
+      const text = `# as written
+        query Whole($id: ID!) { last: order(id: $id) { item } orders { id } orders { item } who: whoami { sub } }`;
+      for (const accept of ['application/json', 'application/graphql-response+json']) {
+        const before = upstream.requests.length;
+        const r = await gql(server.url, text, { token: full, variables: { id: '1' }, accept });
+        assert.equal(r.status, 200);
+        assert.equal(r.contentType, accept);
+        assert.equal(r.body.errors, undefined, JSON.stringify(r.body));
+        assert.deepEqual(Object.keys(r.body), ['data']);
+        assert.deepEqual(Object.keys(r.body.data), ['last', 'orders', 'who'], 'keys in the order asked, repeats merged');
+        assert.deepEqual(r.body.data.last, { item: 'tea' });
+        assert.deepEqual(r.body.data.orders[0], { id: '1', item: 'tea' });
+        const sent = upstream.requests.slice(before);
+        assert.equal(sent.length, 1);
+        assert.equal(sent[0].query, text, 'sent as written');
+      }
+      // Its errors are still tokengate's UPSTREAM_ERROR, never passed on as they came.
+      const failed = await gql(server.url, '{ fails }', { token: full });
+      assert.equal(failed.body.data.fails, null);
+      assert.equal(failed.body.errors[0].extensions.code, 'UPSTREAM_ERROR', JSON.stringify(failed.body));
+      assert.deepEqual(failed.body.errors[0].path, ['fails']);
+      // A document of several operations: only the one chosen goes upstream,
+      // printed (the other names tokengate's fields).
+      const before = upstream.requests.length;
+      const two = await gql(server.url, 'query Up { orders { item } } query Local { me { email } }', {
+        token: full,
+        operationName: 'Up',
+      });
+      assert.equal(two.body.errors, undefined, JSON.stringify(two.body));
+      assert.deepEqual(two.body.data, { orders: [{ item: 'tea' }, ...two.body.data.orders.slice(1)] });
+      const sent = upstream.requests.slice(before);
+      assert.equal(sent.length, 1);
+      assert.doesNotMatch(sent[0].query, /\bme\b|Local/, 'the other operation stays here');
     });
 
     it('refuses upstream fields the token lacks scopes for, without forwarding them', async (t) => {
