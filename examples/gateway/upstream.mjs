@@ -54,10 +54,12 @@ const typeDefs = /* GraphQL */ `
  * { url, requests, close() }. `tokengate` is tokengate's base URL (its JWKS is
  * at /.well-known/jwks.json and it is the expected issuer); `audience` the
  * `aud` expected (default: this server's GraphQL URL). `requests` records what
- * arrived: { authorization, cookie, query, verified }. `extraQueryFields` adds
- * fields to Query (the tests' name collision).
+ * arrived: { authorization, cookie, query, verified, response } (response: the
+ * body answered, as text, under 64 KiB). `extraQueryFields` adds
+ * fields to Query (the tests' name collision). `indent` > 0 pretty-prints
+ * the JSON answered, as some servers do.
  */
-export async function startUpstream({ tokengate, audience, port = 0, extraQueryFields = '' } = {}) {
+export async function startUpstream({ tokengate, audience, port = 0, extraQueryFields = '', indent = 0 } = {}) {
   const orders = [{ id: '1', item: 'tea', placedBy: 'seed' }];
   const schema = createSchema({
     typeDefs: typeDefs.replace('type Query {', `type Query {\n${extraQueryFields}`),
@@ -113,8 +115,13 @@ export async function startUpstream({ tokengate, audience, port = 0, extraQueryF
     // The body was read for the log above: hand yoga a request with it again.
     const request = new Request(`http://${req.headers.host}${req.url}`, { method: req.method, headers: req.headers, body: raw });
     const response = await yoga.fetch(request, { claims });
-    res.writeHead(response.status, Object.fromEntries(response.headers));
-    res.end(Buffer.from(await response.arrayBuffer()));
+    let body = Buffer.from(await response.arrayBuffer());
+    if (indent > 0) body = Buffer.from(JSON.stringify(JSON.parse(body.toString('utf8')), null, indent));
+    const headers = Object.fromEntries(response.headers);
+    headers['content-length'] = String(body.length);
+    res.writeHead(response.status, headers);
+    if (body.length < 65536) record.response = body.toString('utf8');
+    res.end(body);
   });
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   const url = `http://127.0.0.1:${server.address().port}/graphql`;

@@ -194,26 +194,7 @@ impl Split<'_> {
             .filter(|f| keep(f))
             .map(|f| f.field)
             .collect();
-        // Fragments used, transitively.
-        let mut used: BTreeSet<String> = BTreeSet::new();
-        let mut stack: Vec<&SelectionSet> =
-            fields.iter().map(|f| &f.node.selection_set.node).collect();
-        while let Some(set) = stack.pop() {
-            for item in &set.items {
-                match &item.node {
-                    Selection::Field(f) => stack.push(&f.node.selection_set.node),
-                    Selection::InlineFragment(i) => stack.push(&i.node.selection_set.node),
-                    Selection::FragmentSpread(s) => {
-                        let name = s.node.fragment_name.node.to_string();
-                        if used.insert(name) {
-                            if let Some(def) = self.fragments.get(&s.node.fragment_name.node) {
-                                stack.push(&def.node.selection_set.node);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let used = self.fragments_used(&fields);
         let mut out = String::new();
         let mut body = String::new();
         body.push('{');
@@ -276,6 +257,54 @@ impl Split<'_> {
         out.push_str(&fragments_text);
         let names = defs.iter().map(|v| v.node.name.node.to_string()).collect();
         (out, names)
+    }
+
+    /// The fragments `fields` use, transitively.
+    fn fragments_used(&self, fields: &[&Positioned<Field>]) -> BTreeSet<String> {
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        let mut stack: Vec<&SelectionSet> =
+            fields.iter().map(|f| &f.node.selection_set.node).collect();
+        while let Some(set) = stack.pop() {
+            for item in &set.items {
+                match &item.node {
+                    Selection::Field(f) => stack.push(&f.node.selection_set.node),
+                    Selection::InlineFragment(i) => stack.push(&i.node.selection_set.node),
+                    Selection::FragmentSpread(s) => {
+                        let name = s.node.fragment_name.node.to_string();
+                        if used.insert(name) {
+                            if let Some(def) = self.fragments.get(&s.node.fragment_name.node) {
+                                stack.push(&def.node.selection_set.node);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    /// Whether the whole document is this operation and what it uses: no
+    /// other operation, no fragment it does not use, no variable it defines
+    /// and does not use. Such a document, when all of it goes upstream, can
+    /// be sent as written.
+    pub fn self_contained(&self, doc: &ExecutableDocument) -> bool {
+        if doc.operations.iter().count() != 1 {
+            return false;
+        }
+        let fields: Vec<&Positioned<Field>> = self.fields.iter().map(|f| f.field).collect();
+        if self.fragments_used(&fields).len() != doc.fragments.len() {
+            return false;
+        }
+        let (_, variables) = self.print(|_| true);
+        variables.len() == self.op.variable_definitions.len()
+    }
+
+    /// The names of the variables the operation defines.
+    pub fn variables_defined(&self) -> impl Iterator<Item = &str> {
+        self.op
+            .variable_definitions
+            .iter()
+            .map(|v| v.node.name.node.as_str())
     }
 }
 

@@ -12,7 +12,12 @@
 //!
 //! `requiredScopes` reads the composed schema's scope table.
 //!
-//! Not yet (issue 12 stays open): WebSocket operations are not forwarded.
+//! An operation wholly the upstream's (one operation, every scope held) is
+//! sent as written, and an answer of data alone, with the keys asked, is
+//! passed on as the upstream's bytes ([`Answer::Json`]).
+//!
+//! Queries and mutations sent over the WebSocket are forwarded too; the
+//! upstream's subscriptions are not (SPEC §8).
 
 pub mod assertion;
 pub mod compose;
@@ -35,6 +40,13 @@ use document::{NotSplit, Side};
 
 /// The largest upstream response read (a bigger one is an UPSTREAM_ERROR).
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// A document as parsed, kept by its text.
+struct Parsed {
+    doc: async_graphql::parser::types::ExecutableDocument,
+    /// It is one operation and what that uses ([`document::Split::self_contained`]).
+    self_contained: bool,
+}
 
 /// The upstream's root fields, as last read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,7 +96,7 @@ pub struct Gateway {
     state: RwLock<State>,
     /// Documents parsed before, by their text (clients send the same few):
     /// the split starts from a copy instead of parsing again.
-    parsed: moka::sync::Cache<Arc<str>, Arc<async_graphql::parser::types::ExecutableDocument>>,
+    parsed: moka::sync::Cache<Arc<str>, Arc<Parsed>>,
 }
 
 impl Gateway {
@@ -338,20 +350,26 @@ impl Gateway {
     }
 
     async fn run(&self, local: &AppSchema, mut request: async_graphql::Request) -> Answer {
-        let doc = match self.parsed.get(request.query.as_str()) {
-            Some(doc) => doc,
+        let parsed = match self.parsed.get(request.query.as_str()) {
+            Some(parsed) => parsed,
             None => {
                 let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
                     return local.answer(request).await;
                 };
-                let doc = Arc::new(doc);
+                let self_contained =
+                    document::split(&doc, None, |_, _| false).is_ok_and(|s| s.self_contained(&doc));
+                let parsed = Arc::new(Parsed {
+                    doc,
+                    self_contained,
+                });
                 if request.query.len() <= 16 * 1024 {
                     self.parsed
-                        .insert(Arc::from(request.query.as_str()), doc.clone());
+                        .insert(Arc::from(request.query.as_str()), parsed.clone());
                 }
-                doc
+                parsed
             }
         };
+        let doc = &parsed.doc;
         // One version of the upstream's schema for the whole request.
         let Some(loaded) = self.loaded() else {
             return local.answer(request).await;
@@ -359,7 +377,7 @@ impl Gateway {
         // `requiredScopes` answers over the composed schema (the guard of
         // local fields keeps the local table it was built with).
         request.data.insert(loaded.policy.clone());
-        let split = match document::split(&doc, request.operation_name.as_deref(), |t, n| {
+        let split = match document::split(doc, request.operation_name.as_deref(), |t, n| {
             loaded.is_upstream(t, n)
         }) {
             Ok(s) if s.has_upstream() || s.has_introspection() => s,
@@ -412,9 +430,10 @@ impl Gateway {
         let whole =
             sends && forbidden.is_empty() && !split.has_local() && !split.has_introspection();
         let variables = serde_json::to_value(&request.variables).unwrap_or(json!({}));
-        // Sent as it came when it is one operation (nothing runs locally then).
-        let as_written = (whole && doc.operations.iter().count() == 1)
-            .then(|| std::mem::take(&mut request.query));
+        // Sent as it came when the document is this one operation and what it
+        // uses (nothing runs locally then).
+        let as_written =
+            (whole && parsed.self_contained).then(|| std::mem::take(&mut request.query));
         let order: Vec<(String, Side)> = split
             .fields
             .iter()
@@ -482,7 +501,11 @@ impl Gateway {
             // it came (with its variables); otherwise the upstream's part is
             // printed.
             let body = if let Some(query) = &as_written {
-                upstream_body(query, &variables)
+                let vars: serde_json::Map<String, serde_json::Value> = split
+                    .variables_defined()
+                    .filter_map(|n| variables.get(n).map(|v| (n.to_owned(), v.clone())))
+                    .collect();
+                upstream_body(query, &vars)
             } else {
                 let (upstream_doc, upstream_vars) = split.print(allowed);
                 let vars: serde_json::Map<String, serde_json::Value> = upstream_vars
@@ -504,7 +527,9 @@ impl Gateway {
             // An answer to the whole operation with data and no errors is
             // passed on as it came: nothing of tokengate's to merge into it.
             let result = match result {
-                Ok((_, bytes)) if whole && data_only(&bytes, &distinct(&sent_keys)) => {
+                Ok((status, bytes))
+                    if whole && status.is_success() && data_only(&bytes, &distinct(&sent_keys)) =>
+                {
                     return Answer::Json(bytes)
                 }
                 Ok((status, bytes)) => decode::<UpstreamAnswer>(status, &bytes),
@@ -724,7 +749,7 @@ fn data_only(body: &[u8], keys: &[&str]) -> bool {
                 match self.inner {
                     Some(keys) => map.next_value_seed(Object { keys, inner: None })?,
                     None => {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value::<Valid>()?;
                     }
                 }
             }
@@ -732,6 +757,47 @@ fn data_only(body: &[u8], keys: &[&str]) -> bool {
                 None => Ok(()),
                 Some(_) => Err(de::Error::custom("a key more")),
             }
+        }
+    }
+    /// Any JSON value, read whole (strings as UTF-8 without lone
+    /// surrogates, numbers in range), kept nowhere: `IgnoredAny` skips
+    /// strings without checking them.
+    struct Valid;
+    impl<'de> de::Deserialize<'de> for Valid {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Valid, D::Error> {
+            d.deserialize_any(Valid)
+        }
+    }
+    impl<'de> Visitor<'de> for Valid {
+        type Value = Valid;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_unit<E>(self) -> Result<Valid, E> {
+            Ok(Valid)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Valid, A::Error> {
+            while seq.next_element::<Valid>()?.is_some() {}
+            Ok(Valid)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+            while map.next_entry::<Valid, Valid>()?.is_some() {}
+            Ok(Valid)
         }
     }
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -866,7 +932,7 @@ mod tests {
         let yes = |body: &str| data_only(body.as_bytes(), &keys);
         assert!(yes(r#"{"data":{"a":[{"x":1}],"b":null}}"#));
         assert!(yes(
-            " {\n \"data\" : { \"\\u0061\": 1, \"b\": {\"errors\": 2} } } \n"
+            " {\n \"data\" : { \"\\u0061\": 1, \"b\": {\"errors\": [2.5e3, \"\\u00e9\"]} } } \n"
         ));
         // Anything the caller must not get as it came: errors, extensions,
         // keys not asked, missing or out of order, data not an object, not
@@ -882,6 +948,9 @@ mod tests {
             r#"{"data":null}"#,
             r#"{"data":[1,2]}"#,
             r#"{"data":{"a":1,"b":2}} {}"#,
+            // Not valid JSON deep inside: a lone surrogate, a number out of range.
+            r#"{"data":{"a":"\ud800","b":2}}"#,
+            r#"{"data":{"a":[1e400],"b":2}}"#,
             r#"{"data":{"a":1,"b":2}"#,
             r#"[{"data":{"a":1,"b":2}}]"#,
             "",
