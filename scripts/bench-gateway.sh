@@ -36,14 +36,7 @@ OUT=target/bench
 mkdir -p "$OUT"
 RESULTS="$OUT/gateway.txt"
 : > "$RESULTS"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. scripts/bench-lib.sh
 
 TOKENGATE=http://127.0.0.1:$TG_PORT PORT=$UP_PORT ASSERTION_FILE="$WORK/assertion" \
   node scripts/bench_gateway_upstream.mjs > "$WORK/upstream.log" 2>&1 &

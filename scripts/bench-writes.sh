@@ -17,20 +17,10 @@ ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-8}
 CONNS=${CONNS:-64}
 BACKEND=${BACKEND:-sqlite}
-PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 EMAIL=bench@example.com
 PASSWORD=bench-password-123456
 
-WORK=$(mktemp -d)
-PIDS=()
-PG_DBS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for d in "${PG_DBS[@]}"; do psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. scripts/bench-lib.sh
 
 start() { # PORT BIN TAG
   local db
@@ -45,12 +35,7 @@ start() { # PORT BIN TAG
   TOKENGATE_ADMIN_EMAIL=$EMAIL TOKENGATE_ADMIN_PASSWORD=$PASSWORD TOKENGATE_MAX_TOKENS_PER_USER=100000 \
     "$2" --listen "127.0.0.1:$1" --database-url "$db" --issuer http://tokengate.bench >"$WORK/$3.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 1 500); do
-    curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
-    sleep 0.01
-  done
-  cat "$WORK/$3.log" >&2
-  exit 1
+  wait_ready "$1" || { cat "$WORK/$3.log" >&2; exit 1; }
 }
 
 start 18091 "$A" a

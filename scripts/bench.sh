@@ -61,27 +61,10 @@ OUT=target/bench
 mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
 : > "$RESULTS"
-WORK=$(mktemp -d)
-PIDS=()
-PG_DBS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for d in "${PG_DBS[@]}"; do psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. scripts/bench-lib.sh
 
 say() { echo "$*" | tee -a "$RESULTS"; }
 ms_now() { date +%s%3N; }
-
-wait_ready() { # port
-  for _ in $(seq 1 500); do
-    curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
-    sleep 0.01
-  done
-  echo "server on $1 never became ready" >&2; exit 1
-}
 
 # start_server PORT DBURL -> sets SERVER_PID
 # Default configuration but for the per-account token cap (default 100): the

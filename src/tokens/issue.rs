@@ -189,12 +189,13 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
         .db()
         .transaction::<_, _, AppError>(move |txn| {
             Box::pin(async move {
-                // PostgreSQL: the webhooks (share-locked) before the owner's
-                // lock, so the owner's other issues do not wait for this read
-                // too. (No deadlock: nothing that locks a user's row goes on
-                // to update or delete webhooks; keep it so.) SQLite: after the first write (below), since its
-                // transaction must open with one.
-                let early_outbox = if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+                // The outbox (the webhooks to tell), opened once. PostgreSQL:
+                // here, share-locking the webhooks before the owner's lock, so
+                // the owner's other issues do not wait for this read too (no
+                // deadlock: nothing that locks a user's row goes on to update
+                // or delete webhooks; keep it so). SQLite: after the first
+                // write (below), since its transaction must open with one.
+                let mut outbox = if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
                     Some(webhooks::outbox::Outbox::open(txn).await?)
                 } else {
                     None
@@ -238,14 +239,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                     let children = Condition::all()
                         .add(access_token::Column::ParentId.eq(old.as_str()))
                         .add(access_token::Column::Grant.eq(Grant::TokenExchange));
-                    let opened;
-                    let outbox = match &early_outbox {
-                        Some(outbox) => outbox,
-                        None => {
-                            opened = webhooks::outbox::Outbox::open(txn).await?;
-                            &opened
-                        }
-                    };
+                    let outbox = webhooks::outbox::Outbox::open_once(&mut outbox, txn).await?;
                     for child in revoke_where(txn, children, at, retired_by_again).await? {
                         outbox
                             .token_event(txn, "token.revoked", &child, |_| {}, now)
@@ -263,10 +257,7 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
                 // read after the insert, as a transaction with nothing to
                 // rotate must open with its write (a read first can fail to
                 // upgrade when another connection wrote).
-                let outbox = match early_outbox {
-                    Some(outbox) => outbox,
-                    None => webhooks::outbox::Outbox::open(txn).await?,
-                };
+                let outbox = webhooks::outbox::Outbox::open_once(&mut outbox, txn).await?;
                 let previous: Vec<String> = retire_id
                     .iter()
                     .cloned()

@@ -199,12 +199,10 @@ async fn scan_page(
                             data["warningWindowSeconds"] = target.into();
                         }
                     };
-                    if outbox.is_none() {
-                        outbox = Some(super::outbox::Outbox::open(txn).await?);
-                    }
-                    if let Some(outbox) = &outbox {
-                        outbox.token_event(txn, kind, &token, extra, now).await?;
-                    }
+                    super::outbox::Outbox::open_once(&mut outbox, txn)
+                        .await?
+                        .token_event(txn, kind, &token, extra, now)
+                        .await?;
                 }
                 Ok((expiring, expired))
             })

@@ -17,6 +17,19 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// The outbox kept in `slot`, opened there by the first call (for a
+    /// transaction that must not read the webhooks before its first write:
+    /// on SQLite a transaction opens with its write).
+    pub async fn open_once<'s>(
+        slot: &'s mut Option<Outbox>,
+        txn: &impl ConnectionTrait,
+    ) -> Result<&'s Outbox, sea_orm::DbErr> {
+        if slot.is_none() {
+            *slot = Some(Outbox::open(txn).await?);
+        }
+        Ok(slot.as_ref().expect("opened above"))
+    }
+
     /// Reads the registered webhooks on the caller's transaction.
     pub async fn open(txn: &impl ConnectionTrait) -> Result<Outbox, sea_orm::DbErr> {
         let hooks = webhook::Entity::find()
