@@ -12,7 +12,6 @@ use axum::Router;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
 
 use crate::core::Core;
 use crate::graphql::{self, AppSchema};
@@ -115,20 +114,13 @@ pub fn router(state: AppState) -> Router {
     with_layers(routes).with_state(state)
 }
 
-/// The layers every route runs under: body limit, request id, trace span.
+/// The layers every route runs under: body limit, request id, access log.
 /// Public so the benchmark baseline runs under exactly the same plumbing.
 pub fn with_layers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
     let request_id = HeaderName::from_static("x-request-id");
-    let trace = TraceLayer::new_for_http()
-        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
-        .make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            // The path only: query strings and headers may carry secrets.
-            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-        });
     routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(trace)
+        .layer(crate::telemetry::access::AccessLogLayer)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
 }

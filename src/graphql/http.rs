@@ -30,7 +30,7 @@ fn wants_graphql_response(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains(GRAPHQL_RESPONSE))
 }
 
-/// The request id the trace layer set (or kept).
+/// The request id the request-id layer set (or kept).
 fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")

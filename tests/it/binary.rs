@@ -149,6 +149,12 @@ async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets
         !first_run.contains('\u{1b}'),
         "colour codes in logs written to a pipe: {first_run:?}"
     );
+    // The access line of that request, with its context.
+    assert!(
+        first_run.lines().any(|l| l.contains(" INFO request{request_id=")
+            && l.contains(" method=GET path=/readyz}: tokengate::access: finished processing request status=200 latency_us=")),
+        "no access line for /readyz: {first_run}"
+    );
     let password = first_run
         .lines()
         .find_map(|l| l.trim().strip_prefix("password: "))
@@ -203,6 +209,7 @@ async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let refused_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     let _ = client
         .post(format!("{}/auth/login", served.base))
         .json(&json!({ "email": "admin@localhost", "password": "guess-password-123" }))
@@ -214,10 +221,23 @@ async fn first_admin_gets_a_one_time_password_on_stderr_and_logs_hold_no_secrets
         !logs.contains("created the first administrator"),
         "bootstrap ran twice"
     );
-    assert!(
-        logs.contains("\"request_id\""),
-        "json logs with request ids: {logs}"
-    );
+    // Every log line is one JSON object (the one-time password and the
+    // "listening on" notice are printed, not logged); the refused request's
+    // access line names it by the id it was answered with.
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["request_id"] == refused_id.as_str())
+        .unwrap_or_else(|| panic!("no line for request {refused_id}: {logs}"));
+    assert_eq!(access["target"], "tokengate::access");
+    assert_eq!(access["message"], "finished processing request");
+    assert_eq!(access["status"], 401);
+    assert_eq!(access["method"], "POST");
+    assert_eq!(access["path"], "/api");
     for secret in [
         password.as_str(),
         cookie.as_str(),

@@ -1,5 +1,6 @@
-//! Logging: `tracing` to stderr, as text or JSON. Request spans carry a request
-//! id, method and path — never headers, query strings or bodies.
+//! Logging: `tracing` to stderr, as text or JSON. Lines logged while a request
+//! is served carry its id, method and path — never headers, query strings or
+//! bodies — and every response gets an access line ([`access`]).
 //!
 //! Lines are formatted where they happen and appended to one in-memory buffer;
 //! a writer thread empties it into stderr when it holds 64 KiB, when a warning
@@ -27,6 +28,9 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+
+pub mod access;
+mod format;
 
 /// How much is gathered before the writer thread is woken.
 const FLUSH_AT: usize = 64 * 1024;
@@ -66,8 +70,11 @@ pub fn init(format: LogFormat) -> LogGuard {
         .with_writer(writer.clone())
         .with_ansi(ansi);
     let installed = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(format::Json)
+            .try_init(),
+        LogFormat::Text => builder.event_format(format::Text).try_init(),
     };
     if installed.is_err() {
         return LogGuard { writer: None };

@@ -1,0 +1,140 @@
+//! The access log: one line per response (target `tokengate::access`, INFO,
+//! or ERROR for a 5xx) with the status and the time taken, and the request's
+//! context — id, method and path, never headers, query strings or bodies —
+//! on that line and on every other line logged while the request is served
+//! (see [`format`](super::format)).
+//!
+//! The context is a Tokio task local set around the inner service's future,
+//! not a `tracing` span: setting it is a swap on every poll, where a span
+//! took the registry's and the filter's locks on every enter and exit.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::http::{HeaderValue, Method, Request, Response, Uri};
+use tokio::task::futures::TaskLocalFuture;
+
+tokio::task_local! {
+    static REQUEST: RequestContext;
+}
+
+/// What a log line says of the request being served.
+pub struct RequestContext {
+    /// The `x-request-id` header (set by the layer outside this one), if any.
+    id: Option<HeaderValue>,
+    /// The request method.
+    pub method: Method,
+    /// Only its path is ever written.
+    pub uri: Uri,
+}
+
+impl RequestContext {
+    /// The request id as text, `-` when it has none or it is not text.
+    pub fn id(&self) -> &str {
+        self.id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    }
+}
+
+/// Calls `f` with the context of the request the current task is serving.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&RequestContext>) -> R) -> R {
+    let mut f = Some(f);
+    match REQUEST.try_with(|r| (f.take().expect("called once"))(Some(r))) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))(None),
+    }
+}
+
+/// Logs every response and gives the request's context to the lines logged
+/// while it is served. Put it inside the layer that sets `x-request-id`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessLogLayer;
+
+impl<S> tower_layer::Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog { inner }
+    }
+}
+
+/// The service of [`AccessLogLayer`].
+#[derive(Clone, Debug)]
+pub struct AccessLog<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower_service::Service<Request<B>> for AccessLog<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<RequestContext, Logged<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let context = RequestContext {
+            id: req.headers().get("x-request-id").cloned(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+        };
+        let start = Instant::now();
+        REQUEST.scope(
+            context,
+            Logged {
+                inner: self.inner.call(req),
+                start,
+            },
+        )
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's future; writes the access line when it is ready.
+    pub struct Logged<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+    }
+}
+
+impl<F, RB, E> Future for Logged<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        let latency_us = u64::try_from(this.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match &out {
+            Ok(response) if response.status().is_server_error() => tracing::error!(
+                target: "tokengate::access",
+                status = response.status().as_u16(),
+                latency_us,
+                "finished processing request"
+            ),
+            Ok(response) => tracing::info!(
+                target: "tokengate::access",
+                status = response.status().as_u16(),
+                latency_us,
+                "finished processing request"
+            ),
+            Err(_) => tracing::error!(
+                target: "tokengate::access",
+                latency_us,
+                "request failed"
+            ),
+        }
+        Poll::Ready(out)
+    }
+}

@@ -1,0 +1,352 @@
+//! How a log line is laid out, as text or JSON. Both are tracing-subscriber's
+//! own layouts (`Full` and `Json` with the event's fields flattened) with one
+//! addition: a line logged while a request is served carries that request's
+//! id, method and path — the request's [`access`](super::access) context —
+//! as if it were the outermost span, `request{request_id=… method=… path=…}:`
+//! in text and top-level `request_id`, `method` and `path` in JSON.
+//!
+//! Why not a span: a `tracing` span per request cost ≈ 6–8 µs of CPU per
+//! request under load (the registry's bookkeeping and the filter's locks on
+//! every enter and exit of every poll, the fields formatted at creation),
+//! against ≈ 1 µs for the access line itself. The request's context is a task
+//! local instead, read only when a line is written.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::access::{self, RequestContext};
+
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+fn level_colour(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "\x1b[31m",
+        Level::WARN => "\x1b[33m",
+        Level::INFO => "\x1b[32m",
+        Level::DEBUG => "\x1b[34m",
+        Level::TRACE => "\x1b[35m",
+    }
+}
+
+/// Text: `TIME LEVEL request{…}:span{…}: target: message fields`, coloured
+/// only when the writer is a terminal.
+pub struct Text;
+
+impl<S, N> FormatEvent<S, N> for Text
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let ansi = w.has_ansi_escapes();
+        let (dim, bold, reset) = if ansi {
+            (DIM, BOLD, RESET)
+        } else {
+            ("", "", "")
+        };
+        w.write_str(dim)?;
+        SystemTime.format_time(&mut w)?;
+        w.write_str(reset)?;
+        let colour = if ansi { level_colour(meta.level()) } else { "" };
+        write!(w, " {colour}{:>5}{reset} ", meta.level().as_str())?;
+
+        let mut any_span = false;
+        access::with_current(|request| {
+            if let Some(r) = request {
+                any_span = true;
+                write!(
+                    w,
+                    "{bold}request{reset}{{request_id={} method={} path={}}}:",
+                    r.id(),
+                    r.method,
+                    r.uri.path()
+                )?;
+            }
+            Ok::<_, fmt::Error>(())
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                any_span = true;
+                write!(w, "{bold}{}{reset}", span.name())?;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        write!(w, "{bold}{{{reset}{fields}{bold}}}{reset}")?;
+                    }
+                }
+                w.write_char(':')?;
+            }
+        }
+        if any_span {
+            w.write_char(' ')?;
+        }
+        write!(w, "{dim}{}:{reset} ", meta.target())?;
+        ctx.format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// JSON, one object per line: `timestamp`, `level`, the event's fields
+/// (`message` among them), `target`, the request's `request_id`, `method`
+/// and `path` when there is one, and `spans` when any is open. The fields
+/// must be formatted with tracing-subscriber's `JsonFields`.
+pub struct Json;
+
+impl<S, N> FormatEvent<S, N> for Json
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        w.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut w)?;
+        write!(w, "\",\"level\":\"{}\"", meta.level().as_str())?;
+        let mut fields = String::new();
+        ctx.format_fields(Writer::new(&mut fields), event)?;
+        write_members(&mut w, &fields)?;
+        w.write_str(",\"target\":")?;
+        json_str(&mut w, meta.target())?;
+        access::with_current(|request| match request {
+            Some(r) => write_request(&mut w, r),
+            None => Ok(()),
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut first = true;
+            for span in scope.from_root() {
+                w.write_str(if first { ",\"spans\":[" } else { "," })?;
+                first = false;
+                w.write_str("{\"name\":")?;
+                json_str(&mut w, span.name())?;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+                    write_members(&mut w, fields)?;
+                }
+                w.write_char('}')?;
+            }
+            if !first {
+                w.write_char(']')?;
+            }
+        }
+        w.write_str("}\n")
+    }
+}
+
+fn write_request(w: &mut Writer<'_>, r: &RequestContext) -> fmt::Result {
+    w.write_str(",\"request_id\":")?;
+    json_str(w, r.id())?;
+    w.write_str(",\"method\":")?;
+    json_str(w, r.method.as_str())?;
+    w.write_str(",\"path\":")?;
+    json_str(w, r.uri.path())
+}
+
+/// Writes the members of the JSON object `object` (as `JsonFields` formats
+/// them), each preceded by a comma; nothing for `{}` or anything not an object.
+fn write_members(w: &mut Writer<'_>, object: &str) -> fmt::Result {
+    let inner = object
+        .trim()
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .map(str::trim)
+        .unwrap_or("");
+    if inner.is_empty() {
+        return Ok(());
+    }
+    w.write_char(',')?;
+    w.write_str(inner)
+}
+
+fn json_str(w: &mut Writer<'_>, s: &str) -> fmt::Result {
+    let quoted = serde_json::to_string(s).map_err(|_| fmt::Error)?;
+    w.write_str(&quoted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+
+    use axum::http::{Request, Response, StatusCode};
+    use tower_layer::Layer;
+    use tower_service::Service;
+    use tracing_subscriber::fmt::format::JsonFields;
+
+    use super::super::access::AccessLogLayer;
+    use super::{Json, Text};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A handler that logs a warning inside a span of its own while it
+    /// serves, and answers 500 for `/fail`, else 200.
+    #[derive(Clone)]
+    struct Handler;
+
+    impl Service<Request<()>> for Handler {
+        type Response = Response<()>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<()>, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Request<()>) -> Self::Future {
+            Box::pin(async move {
+                {
+                    let span = tracing::info_span!("lookup", table = "tokens");
+                    let _in = span.enter();
+                    tracing::warn!(detail = "in\"side", "something to note");
+                }
+                let status = if req.uri().path() == "/fail" {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                let mut response = Response::new(());
+                *response.status_mut() = status;
+                Ok(response)
+            })
+        }
+    }
+
+    /// Serves `paths` through the access-log layer under `subscriber`, then
+    /// logs one line outside any request; answers what was logged.
+    fn logged(subscriber: impl tracing::Subscriber + Send + Sync, sink: &Sink) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(async {
+                let mut service = AccessLogLayer.layer(Handler);
+                for (path, id) in [("/api?token=secret", "req-1"), ("/fail", "req-2")] {
+                    let req = Request::builder()
+                        .method("POST")
+                        .uri(path)
+                        .header("x-request-id", id)
+                        .body(())
+                        .unwrap();
+                    service.call(req).await.unwrap();
+                }
+            });
+            tracing::info!("outside any request");
+        });
+        String::from_utf8(sink.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn text_lines_carry_the_request_served_and_the_access_line_its_status() {
+        let sink = Sink::default();
+        let s = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || s.clone())
+            .with_ansi(false)
+            .event_format(Text)
+            .finish();
+        let text = logged(subscriber, &sink);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(
+            lines[0].contains(
+                " WARN request{request_id=req-1 method=POST path=/api}:lookup{table=\"tokens\"}: \
+                 tokengate::telemetry::format::tests: something to note detail=\"in\\\"side\""
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains(
+                " INFO request{request_id=req-1 method=POST path=/api}: tokengate::access: \
+                 finished processing request status=200 latency_us="
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[3].contains(
+                "ERROR request{request_id=req-2 method=POST path=/fail}: tokengate::access: \
+                 finished processing request status=500"
+            ),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[4].ends_with(" INFO tokengate::telemetry::format::tests: outside any request"),
+            "{}",
+            lines[4]
+        );
+        assert!(!text.contains("secret"), "the query string was logged");
+    }
+
+    #[test]
+    fn json_lines_carry_the_request_served_as_members() {
+        let sink = Sink::default();
+        let s = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || s.clone())
+            .with_ansi(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(Json)
+            .finish();
+        let text = logged(subscriber, &sink);
+        assert!(!text.contains("secret"), "the query string was logged");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        let warning = &lines[0];
+        assert_eq!(warning["level"], "WARN");
+        assert_eq!(warning["message"], "something to note");
+        assert_eq!(warning["detail"], "in\"side");
+        assert_eq!(warning["request_id"], "req-1");
+        assert_eq!(warning["method"], "POST");
+        assert_eq!(warning["path"], "/api");
+        assert_eq!(
+            warning["spans"],
+            serde_json::json!([{ "name": "lookup", "table": "tokens" }])
+        );
+        let access = &lines[3];
+        assert_eq!(access["target"], "tokengate::access");
+        assert_eq!(access["level"], "ERROR");
+        assert_eq!(access["status"], 500);
+        assert_eq!(access["request_id"], "req-2");
+        assert_eq!(access["path"], "/fail");
+        assert!(access["latency_us"].is_u64());
+        assert!(access.get("spans").is_none());
+        let outside = &lines[4];
+        assert_eq!(outside["message"], "outside any request");
+        assert!(outside.get("request_id").is_none());
+        assert!(outside["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}
