@@ -1,8 +1,9 @@
 //! The access log: one line per response (target `tokengate::access`, INFO,
-//! or ERROR for a 5xx) with the status and the time taken, and the request's
-//! context — id, method and path, never headers, query strings or bodies —
-//! on that line and on every other line logged while the request is served
-//! (see [`format`](super::format)).
+//! or ERROR for a 5xx) with the request's id, method and path (never headers,
+//! query strings or bodies), its status and the time taken; and the same
+//! context on every other line logged while the request is served (see
+//! [`format`](super::format); other subscribers can read it with
+//! [`with_current`]).
 //!
 //! The context is a Tokio task local set around the inner service's future,
 //! not a `tracing` span: setting it is a swap on every poll, where a span
@@ -24,11 +25,13 @@ tokio::task_local! {
 pub struct RequestContext {
     /// The `x-request-id` header (set by the layer outside this one), if any.
     id: Option<HeaderValue>,
-    /// The request method.
-    pub method: Method,
-    /// Only its path is ever written.
-    pub uri: Uri,
+    method: Method,
+    /// Only its path is ever written, never the query string.
+    uri: Uri,
 }
+
+/// Longest request id written as it came; longer ones are cut.
+const MAX_ID: usize = 128;
 
 impl RequestContext {
     /// The request id as text, `-` when it has none or it is not text.
@@ -38,10 +41,36 @@ impl RequestContext {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
     }
+
+    /// The request id, fit for a line of text: as it came when it is at most
+    /// 128 characters of letters, digits and `._:-` (a generated id always
+    /// is), else quoted with escapes and cut to 128, so that a client's id
+    /// cannot forge fields or flood the log.
+    pub fn id_for_text(&self) -> std::borrow::Cow<'_, str> {
+        let id = self.id();
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._:-".contains(c);
+        if id.len() <= MAX_ID && id.chars().all(plain) {
+            return id.into();
+        }
+        // Header values are visible ASCII: cutting at a byte is at a char.
+        format!("{:?}", &id[..id.len().min(MAX_ID)]).into()
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+
+    /// The request path (without the query string, which may carry secrets).
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
 }
 
-/// Calls `f` with the context of the request the current task is serving.
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&RequestContext>) -> R) -> R {
+/// Calls `f` with the context of the request the current task is serving,
+/// `None` outside one — for an application's own log layout, as tokengate's
+/// [`format`](super::format) uses it.
+pub fn with_current<R>(f: impl FnOnce(Option<&RequestContext>) -> R) -> R {
     let mut f = Some(f);
     match REQUEST.try_with(|r| (f.take().expect("called once"))(Some(r))) {
         Ok(r) => r,
@@ -116,25 +145,42 @@ where
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
         let latency_us = u64::try_from(this.start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        match &out {
-            Ok(response) if response.status().is_server_error() => tracing::error!(
-                target: "tokengate::access",
-                status = response.status().as_u16(),
-                latency_us,
-                "finished processing request"
-            ),
-            Ok(response) => tracing::info!(
-                target: "tokengate::access",
-                status = response.status().as_u16(),
-                latency_us,
-                "finished processing request"
-            ),
-            Err(_) => tracing::error!(
-                target: "tokengate::access",
-                latency_us,
-                "request failed"
-            ),
-        }
+        // The request's context as fields too, for any subscriber (an
+        // embedding application's); tokengate's layouts write them once.
+        with_current(|r| {
+            let (id, method, path) = r.map_or(("-".into(), "-", "-"), |r| {
+                (r.id_for_text(), r.method(), r.path())
+            });
+            let id = &*id;
+            match &out {
+                Ok(response) if response.status().is_server_error() => tracing::error!(
+                    target: "tokengate::access",
+                    request_id = %id,
+                    method = %method,
+                    path = %path,
+                    status = response.status().as_u16(),
+                    latency_us,
+                    "finished processing request"
+                ),
+                Ok(response) => tracing::info!(
+                    target: "tokengate::access",
+                    request_id = %id,
+                    method = %method,
+                    path = %path,
+                    status = response.status().as_u16(),
+                    latency_us,
+                    "finished processing request"
+                ),
+                Err(_) => tracing::error!(
+                    target: "tokengate::access",
+                    request_id = %id,
+                    method = %method,
+                    path = %path,
+                    latency_us,
+                    "request failed"
+                ),
+            }
+        });
         Poll::Ready(out)
     }
 }

@@ -30,7 +30,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 pub mod access;
-mod format;
+pub mod format;
 
 /// How much is gathered before the writer thread is woken.
 const FLUSH_AT: usize = 64 * 1024;
