@@ -1,7 +1,7 @@
 //! How a log line is laid out, as text or JSON. Both are tracing-subscriber's
 //! own layouts (`Full` and `Json` with the event's fields flattened) with one
 //! addition: a line logged while a request is served carries that request's
-//! id, method and path — the request's [`access`](super::access) context —
+//! id, method and path — the request's [`access`] context —
 //! as if it were the outermost span, `request{request_id=… method=… path=…}:`
 //! in text and top-level `request_id`, `method` and `path` in JSON.
 //!
