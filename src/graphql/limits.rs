@@ -3,16 +3,20 @@
 //! multiply expensive fields, and the fields fragments expand to. Documents
 //! that pass are kept parsed, keyed by their text, so a query sent again (the
 //! usual case: clients send the same few documents) is neither parsed nor
-//! counted again. Validation, the scope guard and execution still run on every
-//! request.
+//! counted again. Validation is remembered too, for requests without
+//! variables: async-graphql's rules then depend only on the schema, the document
+//! and the operation chosen, so a document that passed them passes again (its
+//! complexity, depth and cache hints included). A request with variables is
+//! validated every time, since some rules read their values. The scope guard
+//! and execution run on every request.
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult};
+use async_graphql::{ServerError, ServerResult, ValidationResult};
 
 /// Longest document kept parsed (longer ones are parsed every time).
 const MAX_CACHED_QUERY: usize = 16 * 1024;
@@ -27,7 +31,54 @@ pub struct DocumentLimits {
     pub max_aliases: usize,
     /// At most this many fields per operation once fragments are expanded.
     pub max_expanded_fields: u64,
-    passed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
+    passed: moka::sync::Cache<Arc<str>, Arc<Passed>>,
+}
+
+/// How many operations of one document have their validation remembered.
+const MAX_VALIDATED: usize = 8;
+
+/// A document that passed the limits, and what validating it gave for each
+/// operation chosen (`None`: the request named none) when the request had no
+/// variables. The cache belongs to one schema, so the results hold for it.
+struct Passed {
+    doc: ExecutableDocument,
+    validated: std::sync::RwLock<Vec<(Option<Box<str>>, ValidationResult)>>,
+}
+
+impl Passed {
+    fn new(doc: ExecutableDocument) -> Self {
+        Passed {
+            doc,
+            validated: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+
+    fn validated(&self, operation: Option<&str>) -> Option<ValidationResult> {
+        let known = self.validated.read().unwrap_or_else(|e| e.into_inner());
+        known
+            .iter()
+            .find(|(name, _)| name.as_deref() == operation)
+            .map(|(_, result)| *result)
+    }
+
+    /// Remembers a passed validation, for an operation the document has (a
+    /// request naming another fails after validation; its name is not kept).
+    fn remember(&self, operation: Option<&str>, result: ValidationResult) {
+        if let Some(name) = operation {
+            if !self
+                .doc
+                .operations
+                .iter()
+                .any(|(n, _)| n.map(|n| n.as_str()) == Some(name))
+            {
+                return;
+            }
+        }
+        let mut known = self.validated.write().unwrap_or_else(|e| e.into_inner());
+        if known.len() < MAX_VALIDATED && !known.iter().any(|(n, _)| n.as_deref() == operation) {
+            known.push((operation.map(Box::from), result));
+        }
+    }
 }
 
 impl DocumentLimits {
@@ -52,14 +103,19 @@ impl ExtensionFactory for DocumentLimits {
             max_aliases: self.max_aliases,
             max_expanded_fields: self.max_expanded_fields,
             passed: self.passed.clone(),
+            this: std::sync::OnceLock::new(),
         })
     }
 }
 
+/// Made for each request.
 struct DocumentLimitsExtension {
     max_aliases: usize,
     max_expanded_fields: u64,
-    passed: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
+    passed: moka::sync::Cache<Arc<str>, Arc<Passed>>,
+    /// This request's cached document and the operation it names, when the
+    /// request has no variables (its validation may then be remembered).
+    this: std::sync::OnceLock<(Arc<Passed>, Option<String>)>,
 }
 
 fn count(set: &SelectionSet) -> usize {
@@ -184,20 +240,48 @@ impl Extension for DocumentLimitsExtension {
         mut request: async_graphql::Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<async_graphql::Request> {
-        if let Some(doc) = self.passed.get(request.query.as_str()) {
-            request.set_parsed_query(ExecutableDocument::clone(&doc));
+        let passed = if let Some(passed) = self.passed.get(request.query.as_str()) {
+            request.set_parsed_query(passed.doc.clone());
+            Some(passed)
         } else if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
             // Parsed from the text even when the request carries a parsed
             // document already: the cache is keyed by the text, so what it
             // keeps must be that text's document.
             self.check(&doc)?;
-            if request.query.len() <= MAX_CACHED_QUERY {
+            let passed = (request.query.len() <= MAX_CACHED_QUERY).then(|| {
+                let passed = Arc::new(Passed::new(doc.clone()));
                 self.passed
-                    .insert(Arc::from(request.query.as_str()), Arc::new(doc.clone()));
-            }
+                    .insert(Arc::from(request.query.as_str()), passed.clone());
+                passed
+            });
             request.set_parsed_query(doc);
+            passed
+        } else {
+            None
+        };
+        if let Some(passed) = passed.filter(|_| request.variables.is_empty()) {
+            let _ = self.this.set((passed, request.operation_name.clone()));
         }
         // A document that does not parse is reported by the parse step as usual.
         next.run(ctx, request).await
+    }
+
+    /// A document validated before, for the same operation and without
+    /// variables, is not validated again (the module's note says why that is
+    /// sound). Only a passed validation is remembered.
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let Some((passed, operation)) = self.this.get() else {
+            return next.run(ctx).await;
+        };
+        if let Some(result) = passed.validated(operation.as_deref()) {
+            return Ok(result);
+        }
+        let result = next.run(ctx).await?;
+        passed.remember(operation.as_deref(), result);
+        Ok(result)
     }
 }

@@ -314,8 +314,26 @@ async fn a_document_sent_again_is_checked_and_answered_as_the_first_time(b: Back
             tokens["data"].get("me").is_none(),
             "only the named operation ran"
         );
+        // Without variables the validation is remembered; a later request
+        // with variables is validated again, so a wrong value is still refused.
+        let tokens = run(Auth::Cookie(&cookie), "Tokens", json!({})).await;
+        assert!(tokens["data"]["accessTokens"].is_array(), "{tokens}");
         let bad = run(Auth::Cookie(&cookie), "Tokens", json!({ "all": "yes" })).await;
         assert!(bad["data"].is_null() && bad["errors"].is_array(), "{bad}");
+        let unknown = run(Auth::Cookie(&cookie), "Nope", json!({})).await;
+        assert!(
+            unknown["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Unknown operation")),
+            "{unknown}"
+        );
+    }
+    // A document that fails validation fails every time.
+    for _ in 0..2 {
+        let r = app
+            .gql(Auth::Cookie(&cookie), "{ me { id nope } }", json!({}))
+            .await;
+        assert!(r.message().contains("nope"), "{}", r.body);
     }
     let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
     for _ in 0..2 {
