@@ -17,9 +17,11 @@
 
 use std::fmt;
 
+use std::fmt::Write as _;
+
+use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -30,7 +32,67 @@ pub const ACCESS: &str = "tokengate::access";
 
 const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
+const ITALIC: &str = "\x1b[3m";
 const RESET: &str = "\x1b[0m";
+
+/// The time as tracing-subscriber's `SystemTime` writes it (RFC 3339 in UTC
+/// with microseconds), the date and time of day formatted once a second per
+/// thread instead of for every line.
+fn write_time(w: &mut Writer<'_>) -> fmt::Result {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            let at = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+                .unwrap_or_default();
+            text.clear();
+            let _ = write!(text, "{}", at.format("%Y-%m-%dT%H:%M:%S"));
+            *second = secs;
+        }
+        w.write_str(text)
+    })?;
+    let mut fraction = *b".000000Z";
+    let mut micros = now.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    w.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+}
+
+/// The access line's fields as tracing-subscriber's `DefaultFields` writes
+/// them (the message, then ` name=value` with `Debug` values; the name in
+/// italics and `=` dimmed on a terminal), written straight into the line: it
+/// is written for every request.
+struct AccessFields<'a, 'w> {
+    w: &'a mut Writer<'w>,
+    ansi: bool,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for AccessFields<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let pad = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = match (field.name(), self.ansi) {
+            ("message", _) => write!(self.w, "{pad}{value:?}"),
+            (name, false) => write!(self.w, "{pad}{name}={value:?}"),
+            (name, true) => write!(self.w, "{pad}{ITALIC}{name}{RESET}{DIM}={RESET}{value:?}"),
+        };
+    }
+}
 
 fn level_colour(level: &Level) -> &'static str {
     match *level {
@@ -65,7 +127,7 @@ where
             ("", "", "")
         };
         w.write_str(dim)?;
-        SystemTime.format_time(&mut w)?;
+        write_time(&mut w)?;
         w.write_str(reset)?;
         let colour = if ansi { level_colour(meta.level()) } else { "" };
         write!(w, " {colour}{:>5}{reset} ", meta.level().as_str())?;
@@ -102,7 +164,18 @@ where
             w.write_char(' ')?;
         }
         write!(w, "{dim}{}:{reset} ", meta.target())?;
-        ctx.format_fields(w.by_ref(), event)?;
+        if meta.target() == ACCESS {
+            let mut fields = AccessFields {
+                w: &mut w,
+                ansi,
+                first: true,
+                result: Ok(()),
+            };
+            event.record(&mut fields);
+            fields.result?;
+        } else {
+            ctx.format_fields(w.by_ref(), event)?;
+        }
         writeln!(w)
     }
 }
@@ -126,7 +199,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut w)?;
+        write_time(&mut w)?;
         write!(w, "\",\"level\":\"{}\"", meta.level().as_str())?;
         let mut fields = String::new();
         ctx.format_fields(Writer::new(&mut fields), event)?;
@@ -203,7 +276,7 @@ mod tests {
     use tracing_subscriber::fmt::format::JsonFields;
 
     use super::super::access::AccessLogLayer;
-    use super::{Json, Text};
+    use super::{write_time, Json, Text, Writer, ACCESS, ITALIC};
 
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -296,6 +369,75 @@ mod tests {
             .with_ansi(false)
             .event_format(Text)
             .finish()
+    }
+
+    #[test]
+    fn the_time_is_written_as_tracing_subscribers_system_time_writes_it() {
+        use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+        for _ in 0..100 {
+            let (mut ours, mut theirs) = (String::new(), String::new());
+            write_time(&mut Writer::new(&mut ours)).unwrap();
+            SystemTime
+                .format_time(&mut Writer::new(&mut theirs))
+                .unwrap();
+            assert_eq!(ours.len(), "2026-11-24T00:10:15.123456Z".len(), "{ours}");
+            let shape = ours.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b'T',
+                13 | 16 => b == b':',
+                19 => b == b'.',
+                26 => b == b'Z',
+                _ => b.is_ascii_digit(),
+            });
+            assert!(shape, "{ours}");
+            assert!(ours <= theirs, "{ours} after {theirs}");
+            if ours[..19] == theirs[..19] {
+                return; // the same second (else a second turned in between)
+            }
+        }
+        panic!("never the same second as SystemTime");
+    }
+
+    /// The access line's fields read as `DefaultFields` writes them, with
+    /// and without colour.
+    #[test]
+    fn the_access_fields_are_written_as_the_default_fields_are() {
+        for ansi in [false, true] {
+            let (ours, theirs) = (Sink::default(), Sink::default());
+            let emit = || {
+                tracing::info!(
+                    target: ACCESS,
+                    request_id = %"r-1",
+                    method = %"GET",
+                    path = %"/x y",
+                    status = 200u16,
+                    latency_us = 17u64,
+                    "finished processing request"
+                )
+            };
+            let s = ours.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || s.clone())
+                .with_ansi(ansi)
+                .event_format(Text)
+                .finish();
+            tracing::subscriber::with_default(subscriber, emit);
+            let s = theirs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || s.clone())
+                .with_ansi(ansi)
+                .finish();
+            tracing::subscriber::with_default(subscriber, emit);
+            let text = |sink: &Sink| {
+                let all = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+                let at = all
+                    .find("finished processing request")
+                    .expect("the message");
+                all[at..].to_owned()
+            };
+            assert_eq!(text(&ours), text(&theirs), "ansi {ansi}");
+            assert_eq!(text(&ours).contains(ITALIC), ansi);
+        }
     }
 
     #[test]
