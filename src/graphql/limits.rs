@@ -7,8 +7,10 @@
 //! variables: async-graphql's rules then depend only on the schema, the document
 //! and the operation chosen, so a document that passed them passes again (its
 //! complexity, depth and cache hints included). A request with variables is
-//! validated every time, since some rules read their values. The scope guard
-//! and execution run on every request.
+//! validated every time, since some rules read their values. A custom
+//! `complexity` function of an application's field runs during validation, so
+//! its first answer for a document is kept: it must depend only on its
+//! arguments. The scope guard and execution run on every request.
 
 use std::sync::Arc;
 
