@@ -338,6 +338,12 @@ describe('GraphQL over WebSocket', () => {
     for (const token of tokens) {
       for (let i = 0; i < 40; i++) {
         const s = raw(server.url, { headers: { authorization: `Bearer ${token}` } });
+        // Alive until told to vanish: keep-alive pings are answered (the
+        // server closes a socket silent for two intervals, 600 ms here, and
+        // opening 200 may take longer than that on a slow machine).
+        s.on('message', (m) => {
+          if (JSON.parse(m.toString()).type === 'ping') s.json({ type: 'pong' });
+        });
         await s.opened;
         s.json({ type: 'connection_init' });
         s.json({ type: 'subscribe', id: '1', payload: { query: 'subscription { accessTokenEvents { kind } }' } });
