@@ -84,11 +84,11 @@ fn main() {
         // The same layers and connection handling as the server; only the guard is missing.
         let routes = Router::new().route("/api", post(api));
         let schema = tokengate::graphql::build_schema(&core.scopes).expect("schema");
-        let router = tokengate::app::with_layers(routes).with_state(Baseline {
+        let router = tokengate::app::with_layers(routes.with_state(Baseline {
             core,
             schema,
             principal,
-        });
+        }));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         println!(
             "baseline listening on http://{}",

@@ -71,10 +71,15 @@ pub async fn token_principal(
     ip: Option<std::net::IpAddr>,
 ) -> Result<Arc<Principal>, AppError> {
     let digest = sha256(token.as_bytes());
-    let p = match core.credentials.get(Kind::Token, &digest) {
+    // One reading of the clock for the expiry check and the use noted.
+    let now = chrono::Utc::now();
+    let p = match core.credentials.get(Kind::Token, &digest, now) {
         Some(p) => p,
         None => {
-            let (p, _) = tokens::check(core, token).await?;
+            // Boxed: the cold path's database futures would otherwise make
+            // every request's handler future kilobytes larger (see
+            // `graphql::boxed`).
+            let (p, _) = Box::pin(tokens::check(core, token)).await?;
             let p = Arc::new(p);
             if let Credential::Token { expires_at, .. } = &p.credential {
                 core.credentials
@@ -84,7 +89,7 @@ pub async fn token_principal(
         }
     };
     if let Some(id) = p.token_id() {
-        core.last_used.touch(id, chrono::Utc::now(), ip);
+        core.last_used.touch(id, now, ip);
     }
     Ok(p)
 }
@@ -92,10 +97,13 @@ pub async fn token_principal(
 /// A session cookie's principal, cached like tokens until the session expires.
 pub async fn session_principal(core: &Core, value: &str) -> Result<Arc<Principal>, AppError> {
     let digest = sha256(value.as_bytes());
-    if let Some(p) = core.credentials.get(Kind::Session, &digest) {
+    if let Some(p) = core
+        .credentials
+        .get(Kind::Session, &digest, chrono::Utc::now())
+    {
         return Ok(p);
     }
-    let (p, expires_at) = sessions::authenticate(&core.db, &core.scopes, value).await?;
+    let (p, expires_at) = Box::pin(sessions::authenticate(&core.db, &core.scopes, value)).await?;
     let p = Arc::new(p);
     core.credentials
         .insert(Kind::Session, digest, p.clone(), Some(expires_at));

@@ -58,12 +58,12 @@ impl Default for CredentialCache {
 }
 
 impl CredentialCache {
-    /// The cached principal for a credential that has not expired.
-    pub fn get(&self, kind: Kind, digest: &[u8; 32]) -> Option<Arc<Principal>> {
+    /// The cached principal for a credential that has not expired by `now`.
+    pub fn get(&self, kind: Kind, digest: &[u8; 32], now: DateTime<Utc>) -> Option<Arc<Principal>> {
         let found = self
             .entries
             .get(&(kind, *digest))
-            .filter(|e| e.expires_at.is_none_or(|exp| exp > Utc::now()));
+            .filter(|e| e.expires_at.is_none_or(|exp| exp > now));
         let counter = if found.is_some() {
             &self.hits
         } else {

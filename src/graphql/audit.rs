@@ -5,7 +5,7 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use super::{core_of, principal, requires_scope};
+use super::{boxed, core_of, principal, requires_scope};
 use crate::audit;
 use crate::auth::Scope;
 use crate::error::{AppError, GqlResult};
@@ -71,7 +71,7 @@ impl AuditQuery {
         }
         let before_id = after.as_deref().map(parse_cursor).transpose().gql()?;
         let everything = p.is_admin() && p.scopes.contains(Scope::USERS_READ);
-        let (rows, more) = audit::page(
+        let (rows, more) = boxed(audit::page(
             &core.db,
             audit::Query {
                 first: first as u64,
@@ -80,7 +80,7 @@ impl AuditQuery {
                 actor_id: actor_id.as_ref().map(|a| a.as_str()),
                 visible_to: (!everything).then_some(p.user_id.as_str()),
             },
-        )
+        ))
         .await
         .map_err(AppError::from)
         .gql()?;

@@ -4,8 +4,8 @@
 //! that pass are kept parsed, keyed by their text, so a query sent again (the
 //! usual case: clients send the same few documents) is neither parsed nor
 //! counted again. Validation is remembered too, for requests without
-//! variables: async-graphql's rules then depend only on the schema, the document
-//! and the operation chosen, so a document that passed them passes again (its
+//! variables: async-graphql's rules then depend only on the schema and the
+//! document (not on the operation chosen), so a document that passed them passes again (its
 //! complexity, depth and cache hints included). A request with variables is
 //! validated every time, since some rules read their values. A custom
 //! `complexity` function of an application's field runs during validation, so
@@ -14,9 +14,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
-};
+use async_graphql::extensions::{ExtensionContext, NextPrepareRequest, NextValidation};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, ValidationResult};
 
@@ -36,49 +34,21 @@ pub struct DocumentLimits {
     passed: moka::sync::Cache<Arc<str>, Arc<Passed>>,
 }
 
-/// How many operations of one document have their validation remembered.
-const MAX_VALIDATED: usize = 8;
-
-/// A document that passed the limits, and what validating it gave for each
-/// operation chosen (`None`: the request named none) when the request had no
-/// variables. The cache belongs to one schema, so the results hold for it.
+/// A document that passed the limits, and what validating it gave when a
+/// request sent it without variables. That result does not depend on the
+/// operation the request names: every operation of the document is visited,
+/// and the name only decides whose variables a rule reads, of which there are
+/// none. The cache belongs to one schema, so the result holds for it.
 struct Passed {
     doc: ExecutableDocument,
-    validated: std::sync::RwLock<Vec<(Option<Box<str>>, ValidationResult)>>,
+    validated: std::sync::OnceLock<ValidationResult>,
 }
 
 impl Passed {
     fn new(doc: ExecutableDocument) -> Self {
         Passed {
             doc,
-            validated: std::sync::RwLock::new(Vec::new()),
-        }
-    }
-
-    fn validated(&self, operation: Option<&str>) -> Option<ValidationResult> {
-        let known = self.validated.read().unwrap_or_else(|e| e.into_inner());
-        known
-            .iter()
-            .find(|(name, _)| name.as_deref() == operation)
-            .map(|(_, result)| *result)
-    }
-
-    /// Remembers a passed validation, for an operation the document has (a
-    /// request naming another fails after validation; its name is not kept).
-    fn remember(&self, operation: Option<&str>, result: ValidationResult) {
-        if let Some(name) = operation {
-            if !self
-                .doc
-                .operations
-                .iter()
-                .any(|(n, _)| n.map(|n| n.as_str()) == Some(name))
-            {
-                return;
-            }
-        }
-        let mut known = self.validated.write().unwrap_or_else(|e| e.into_inner());
-        if known.len() < MAX_VALIDATED && !known.iter().any(|(n, _)| n.as_deref() == operation) {
-            known.push((operation.map(Box::from), result));
+            validated: std::sync::OnceLock::new(),
         }
     }
 }
@@ -99,25 +69,26 @@ impl DocumentLimits {
     }
 }
 
-impl ExtensionFactory for DocumentLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimitsExtension {
+impl DocumentLimits {
+    /// The limits' part of one request's extension (see `graphql::Checks`).
+    pub(crate) fn for_request(&self) -> DocumentLimitsExtension {
+        DocumentLimitsExtension {
             max_aliases: self.max_aliases,
             max_expanded_fields: self.max_expanded_fields,
             passed: self.passed.clone(),
             this: std::sync::OnceLock::new(),
-        })
+        }
     }
 }
 
 /// Made for each request.
-struct DocumentLimitsExtension {
+pub(crate) struct DocumentLimitsExtension {
     max_aliases: usize,
     max_expanded_fields: u64,
     passed: moka::sync::Cache<Arc<str>, Arc<Passed>>,
-    /// This request's cached document and the operation it names, when the
-    /// request has no variables (its validation may then be remembered).
-    this: std::sync::OnceLock<(Arc<Passed>, Option<String>)>,
+    /// This request's cached document, when the request has no variables (its
+    /// validation may then be remembered).
+    this: std::sync::OnceLock<Arc<Passed>>,
 }
 
 fn count(set: &SelectionSet) -> usize {
@@ -231,12 +202,11 @@ impl DocumentLimitsExtension {
     }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for DocumentLimitsExtension {
+impl DocumentLimitsExtension {
     /// Before async-graphql's parse step: its own depth and directive checks run
     /// inside that step and follow every spread, so the document is parsed here
     /// (or taken parsed from the cache), checked first, and handed on parsed.
-    async fn prepare_request(
+    pub(crate) async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
         mut request: async_graphql::Request,
@@ -262,28 +232,28 @@ impl Extension for DocumentLimitsExtension {
             None
         };
         if let Some(passed) = passed.filter(|_| request.variables.is_empty()) {
-            let _ = self.this.set((passed, request.operation_name.clone()));
+            let _ = self.this.set(passed);
         }
         // A document that does not parse is reported by the parse step as usual.
         next.run(ctx, request).await
     }
 
-    /// A document validated before, for the same operation and without
-    /// variables, is not validated again (the module's note says why that is
-    /// sound). Only a passed validation is remembered.
-    async fn validation(
+    /// A document validated before without variables is not validated again
+    /// (the module's note and [`Passed`]'s say why that is sound). Only a
+    /// passed validation is remembered.
+    pub(crate) async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let Some((passed, operation)) = self.this.get() else {
+        let Some(passed) = self.this.get() else {
             return next.run(ctx).await;
         };
-        if let Some(result) = passed.validated(operation.as_deref()) {
-            return Ok(result);
+        if let Some(result) = passed.validated.get() {
+            return Ok(*result);
         }
         let result = next.run(ctx).await?;
-        passed.remember(operation.as_deref(), result);
+        let _ = passed.validated.set(result);
         Ok(result)
     }
 }

@@ -366,11 +366,10 @@ where
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
         .limit_directives(10)
-        .extension(limits::DocumentLimits::new(
-            MAX_ALIASES,
-            MAX_EXPANDED_FIELDS,
-        ))
-        .extension(policy::ScopeGuard(shared.clone()))
+        .extension(Checks {
+            limits: limits::DocumentLimits::new(MAX_ALIASES, MAX_EXPANDED_FIELDS),
+            scopes: Arc::new(policy::ScopeGuard(shared.clone())),
+        })
         .data(shared.clone())
         .data(app_data)
         .finish()
@@ -613,6 +612,80 @@ pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, AppEr
     ctx.data::<Arc<Principal>>()
         .map(Arc::as_ref)
         .map_err(|_| AppError::internal("GraphQL executed without a principal"))
+}
+
+/// tokengate's checks on every operation, as one async-graphql extension: the
+/// document limits ([`limits`]) and the scope guard ([`policy`]). One, not
+/// two, because async-graphql boxes a future per extension for every hook of
+/// every request and every resolved field.
+struct Checks {
+    limits: limits::DocumentLimits,
+    scopes: Arc<policy::ScopeGuard>,
+}
+
+impl async_graphql::extensions::ExtensionFactory for Checks {
+    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
+        Arc::new(ChecksExtension {
+            limits: self.limits.for_request(),
+            scopes: self.scopes.clone(),
+        })
+    }
+}
+
+/// Made for each request.
+struct ChecksExtension {
+    limits: limits::DocumentLimitsExtension,
+    scopes: Arc<policy::ScopeGuard>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for ChecksExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: async_graphql::extensions::NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        self.limits.prepare_request(ctx, request, next).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
+        self.scopes.parse_query(ctx, query, variables, next).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<async_graphql::ServerError>> {
+        self.limits.validation(ctx, next).await
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        info: async_graphql::extensions::ResolveInfo<'_>,
+        next: async_graphql::extensions::NextResolve<'_>,
+    ) -> async_graphql::ServerResult<Option<async_graphql::Value>> {
+        self.scopes.resolve(ctx, info, next).await
+    }
+}
+
+/// A resolver's database work, in an allocation of its own. async-graphql
+/// moves each field's future into a box as large as the largest of its type's
+/// fields' (for a root field: of every field of the merged `Query` root), and a
+/// database call's future is ~3 KiB: kept inline, it made every `{ me { id } }`
+/// allocate and copy ~5 KiB per field. So a resolver that reaches the database
+/// awaits its call through this, and the fields that do not stay cheap
+/// (BENCHMARKS.md, "Small futures").
+pub(crate) fn boxed<F: Future>(work: F) -> Pin<Box<F>> {
+    Box::pin(work)
 }
 
 pub(crate) fn core_of<'a>(ctx: &'a Context<'_>) -> Result<&'a Core, AppError> {

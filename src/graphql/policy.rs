@@ -3,16 +3,14 @@
 //! guard enforces, and `requiredScopes` computes from the same table.
 //!
 //! The table is built once, from the schema's own SDL, when the schema is
-//! built; the [`ScopeGuard`] extension looks each resolved field up in it and
+//! built; the [`ScopeGuard`] (part of the schema's one extension) looks each resolved field up in it and
 //! refuses with `FORBIDDEN` + `requiredScope` (the field is null, the rest of
 //! the response resolves).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
+use async_graphql::extensions::{ExtensionContext, NextResolve, ResolveInfo};
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection,
     SelectionSet, ServiceDocument, TypeKind, TypeSystemDefinition,
@@ -477,22 +475,15 @@ fn parse_requirement(
 /// after the schema is built (its SDL is the input).
 pub type SharedPolicy = Arc<OnceLock<ScopePolicy>>;
 
-/// The extension enforcing `@requiresScopes` on every resolved field.
+/// The scope guard: enforces `@requiresScopes` on every resolved field. It
+/// runs as part of tokengate's one GraphQL extension (`graphql::Checks`).
 pub struct ScopeGuard(pub SharedPolicy);
 
-impl ExtensionFactory for ScopeGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ScopeGuardExtension(self.0.clone()))
-    }
-}
-
-struct ScopeGuardExtension(SharedPolicy);
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ScopeGuardExtension {
-    /// A subscription's root field is not resolved through `resolve` (it
-    /// makes a stream), so it is checked here, before anything runs.
-    async fn parse_query(
+impl ScopeGuard {
+    /// After parsing: a subscription's root field is not resolved through
+    /// `resolve` (it makes a stream), so it is checked here, before anything
+    /// runs.
+    pub(crate) async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
         query: &str,
@@ -540,7 +531,9 @@ impl Extension for ScopeGuardExtension {
         Ok(doc)
     }
 
-    async fn resolve(
+    /// Every resolved field: refused with FORBIDDEN unless the caller holds
+    /// one of its required scope sets.
+    pub(crate) async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,
         info: ResolveInfo<'_>,

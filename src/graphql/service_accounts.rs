@@ -5,7 +5,7 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::service_account;
 
-use super::{core_of, ip, principal, requires_scope};
+use super::{boxed, core_of, ip, principal, requires_scope};
 use crate::error::GqlResult;
 use crate::service_accounts::{self, NewServiceAccount, DEFAULT_LIFETIME_SECS};
 
@@ -65,12 +65,14 @@ impl ServiceAccountQuery {
         #[graphql(desc = "The id of the previous page's last service account.")] after: Option<ID>,
     ) -> async_graphql::Result<Vec<ServiceAccount>> {
         let page = super::page(first, after).gql()?;
-        Ok(service_accounts::list(&core_of(ctx).gql()?.db, &page)
-            .await
-            .gql()?
-            .into_iter()
-            .map(ServiceAccount)
-            .collect())
+        Ok(
+            boxed(service_accounts::list(&core_of(ctx).gql()?.db, &page))
+                .await
+                .gql()?
+                .into_iter()
+                .map(ServiceAccount)
+                .collect(),
+        )
     }
 }
 
@@ -97,10 +99,14 @@ impl ServiceAccountMutation {
                 .unwrap_or(DEFAULT_LIFETIME_SECS),
             single_active_token: single_active_token.unwrap_or(false),
         };
-        let (account, secret) =
-            service_accounts::create(core_of(ctx).gql()?, principal(ctx).gql()?, req, ip(ctx))
-                .await
-                .gql()?;
+        let (account, secret) = boxed(service_accounts::create(
+            core_of(ctx).gql()?,
+            principal(ctx).gql()?,
+            req,
+            ip(ctx),
+        ))
+        .await
+        .gql()?;
         Ok(ServiceAccountSecretPayload {
             service_account: ServiceAccount(account),
             client_secret: secret.expose().to_owned(),
@@ -114,12 +120,12 @@ impl ServiceAccountMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<ServiceAccountSecretPayload> {
-        let (account, secret) = service_accounts::rotate_secret(
+        let (account, secret) = boxed(service_accounts::rotate_secret(
             core_of(ctx).gql()?,
             principal(ctx).gql()?,
             &id,
             ip(ctx),
-        )
+        ))
         .await
         .gql()?;
         Ok(ServiceAccountSecretPayload {
@@ -136,9 +142,14 @@ impl ServiceAccountMutation {
         id: ID,
     ) -> async_graphql::Result<ServiceAccount> {
         Ok(ServiceAccount(
-            service_accounts::disable(core_of(ctx).gql()?, principal(ctx).gql()?, &id, ip(ctx))
-                .await
-                .gql()?,
+            boxed(service_accounts::disable(
+                core_of(ctx).gql()?,
+                principal(ctx).gql()?,
+                &id,
+                ip(ctx),
+            ))
+            .await
+            .gql()?,
         ))
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::EntityTrait;
 use async_graphql::{Context, Object, ID};
 
 use super::types::{AccessToken, UpdateAccessTokenPayload};
-use super::{core_of, ip, principal, requires_scope};
+use super::{boxed, core_of, ip, principal, requires_scope};
 use crate::auth::{may_act_on_tokens, TokenAccess};
 use crate::core::live::TokenChange;
 use crate::core::Core;
@@ -40,12 +40,12 @@ impl TokenQuery {
         let owner = owner_id.map_or_else(|| p.user_id.clone(), |id| id.0);
         may_act_on_tokens(p, &owner, TokenAccess::Read).gql()?;
         let page = super::page(first, after).gql()?;
-        let rows = tokens::list(
+        let rows = boxed(tokens::list(
             &core_of(ctx).gql()?.db,
             &owner,
             include_inactive.unwrap_or(false),
             &page,
-        )
+        ))
         .await
         .gql()?;
         Ok(rows.into_iter().map(AccessToken).collect())
@@ -60,7 +60,14 @@ impl TokenQuery {
         id: ID,
     ) -> async_graphql::Result<Option<AccessToken>> {
         let p = principal(ctx).gql()?;
-        match tokens::get_visible(&core_of(ctx).gql()?.db, p, &id, TokenAccess::Read).await {
+        match boxed(tokens::get_visible(
+            &core_of(ctx).gql()?.db,
+            p,
+            &id,
+            TokenAccess::Read,
+        ))
+        .await
+        {
             Ok(t) => Ok(Some(AccessToken(t))),
             Err(crate::AppError::NotFound(_)) => Ok(None),
             Err(e) => Err(e).gql(),
@@ -95,8 +102,17 @@ impl TokenMutation {
         };
         let p = principal(ctx).gql()?;
         let issued = match service_account_id {
-            None => tokens::issue(core, p, req, ip(ctx)).await,
-            Some(id) => service_accounts::issue_api_token(core, p, &id, req, ip(ctx)).await,
+            None => boxed(tokens::issue(core, p, req, ip(ctx))).await,
+            Some(id) => {
+                boxed(service_accounts::issue_api_token(
+                    core,
+                    p,
+                    &id,
+                    req,
+                    ip(ctx),
+                ))
+                .await
+            }
         }
         .gql()?;
         core.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
@@ -119,13 +135,13 @@ impl TokenMutation {
         #[graphql(default_with = "Some(0)")] grace_period: Option<i32>,
     ) -> async_graphql::Result<UpdateAccessTokenPayload> {
         let core = core_of(ctx).gql()?;
-        let issued = tokens::rotate(
+        let issued = boxed(tokens::rotate(
             core,
             principal(ctx).gql()?,
             id.as_ref().map(|i| i.as_str()),
             i64::from(grace_period.unwrap_or(0)),
             ip(ctx),
-        )
+        ))
         .await
         .gql()?;
         core.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
@@ -146,7 +162,7 @@ impl TokenMutation {
     ) -> async_graphql::Result<AccessToken> {
         let core = core_of(ctx).gql()?;
         Ok(AccessToken(
-            tokens::revoke(core, principal(ctx).gql()?, &id, ip(ctx))
+            boxed(tokens::revoke(core, principal(ctx).gql()?, &id, ip(ctx)))
                 .await
                 .gql()?,
         ))

@@ -5,7 +5,7 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::{access_token, user};
 
-use super::{core_of, principal, requires_scope};
+use super::{boxed, core_of, principal, requires_scope};
 use crate::auth::{may_act_on_tokens, TokenAccess};
 use crate::error::GqlResult;
 use crate::tokens;
@@ -120,12 +120,12 @@ impl User {
         let p = principal(ctx).gql()?;
         may_act_on_tokens(p, &self.id, TokenAccess::Read).gql()?;
         let page = super::page(first, after).gql()?;
-        let rows = tokens::list(
+        let rows = boxed(tokens::list(
             &core_of(ctx).gql()?.db,
             &self.id,
             include_inactive.unwrap_or(false),
             &page,
-        )
+        ))
         .await
         .gql()?;
         Ok(rows.into_iter().map(AccessToken).collect())

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object, ID};
 
 use super::types::User;
-use super::{core_of, principal, requires_scope};
+use super::{boxed, core_of, principal, requires_scope};
 use crate::error::GqlResult;
 use crate::users;
 
@@ -28,7 +28,7 @@ impl UserQuery {
         #[graphql(desc = "The id of the previous page's last user.")] after: Option<ID>,
     ) -> async_graphql::Result<Vec<User>> {
         let page = super::page(first, after).gql()?;
-        Ok(users::list(&core_of(ctx).gql()?.db, &page)
+        Ok(boxed(users::list(&core_of(ctx).gql()?.db, &page))
             .await
             .gql()?
             .into_iter()

@@ -5,7 +5,7 @@ use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::webhook;
 
-use super::{core_of, ip, principal, requires_scope};
+use super::{boxed, core_of, ip, principal, requires_scope};
 use crate::error::{AppError, GqlResult};
 use crate::webhooks;
 
@@ -38,9 +38,13 @@ impl Webhook {
         if !(1..=100).contains(&first) {
             return Err(AppError::BadInput("first must be from 1 to 100".into())).gql();
         }
-        let rows = webhooks::recent_deliveries(core_of(ctx).gql()?, &self.0.id, first as u64)
-            .await
-            .gql()?;
+        let rows = boxed(webhooks::recent_deliveries(
+            core_of(ctx).gql()?,
+            &self.0.id,
+            first as u64,
+        ))
+        .await
+        .gql()?;
         Ok(rows.into_iter().map(WebhookDelivery::from).collect())
     }
 }
@@ -119,7 +123,7 @@ impl WebhookQuery {
     #[graphql(directive = requires_scope::apply("users:write"))]
     async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Webhook>> {
         admin(ctx)?;
-        Ok(webhooks::list(core_of(ctx).gql()?)
+        Ok(boxed(webhooks::list(core_of(ctx).gql()?))
             .await
             .gql()?
             .into_iter()
