@@ -87,7 +87,7 @@ impl AppState {
     }
 }
 
-/// Every route.
+/// Every route, under [`with_layers`] (finished: add no routes to it).
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route(
@@ -122,6 +122,10 @@ pub fn router(state: AppState) -> Router {
 /// `Router::layer`, which boxes every layer around every route: a request then
 /// cloned and called four boxed services more (BENCHMARKS.md, "Small futures").
 /// Requests that match no route (404, 405) run under them all the same.
+///
+/// The router returned is finished: its one service is the layered router
+/// given, so routes or a fallback added to it afterwards would run outside
+/// the layers (or replace the application). Add routes before.
 pub fn with_layers(router: Router) -> Router {
     use tower_layer::Layer;
     let request_id = HeaderName::from_static("x-request-id");

@@ -148,13 +148,13 @@ impl WebhookMutation {
         events: Vec<String>,
     ) -> async_graphql::Result<CreateWebhookPayload> {
         let p = admin(ctx)?;
-        let created = webhooks::create(
+        let created = boxed(webhooks::create(
             core_of(ctx).gql()?,
             Some(&p.user_id),
             &url,
             &events,
             ip(ctx),
-        )
+        ))
         .await
         .gql()?;
         Ok(CreateWebhookPayload {
@@ -168,9 +168,14 @@ impl WebhookMutation {
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Webhook> {
         let p = admin(ctx)?;
         Ok(Webhook(
-            webhooks::delete(core_of(ctx).gql()?, Some(&p.user_id), &id, ip(ctx))
-                .await
-                .gql()?,
+            boxed(webhooks::delete(
+                core_of(ctx).gql()?,
+                Some(&p.user_id),
+                &id,
+                ip(ctx),
+            ))
+            .await
+            .gql()?,
         ))
     }
 }
