@@ -5,8 +5,8 @@
 //! usual case: clients send the same few documents) is neither parsed nor
 //! counted again. Validation is remembered too, for requests without
 //! variables: async-graphql's rules then depend only on the schema and the
-//! document (not on the operation chosen), so a document that passed them passes again (its
-//! complexity, depth and cache hints included). A request with variables is
+//! document (not on the operation chosen), so a document that passed them
+//! passes again (its complexity, depth and cache hints included). A request with variables is
 //! validated every time, since some rules read their values. A custom
 //! `complexity` function of an application's field runs during validation, so
 //! its first answer for a document is kept: it must depend only on its
@@ -67,9 +67,7 @@ impl DocumentLimits {
                 .build(),
         }
     }
-}
 
-impl DocumentLimits {
     /// The limits' part of one request's extension (see `graphql::Checks`).
     pub(crate) fn for_request(&self) -> DocumentLimitsExtension {
         DocumentLimitsExtension {

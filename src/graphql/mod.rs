@@ -368,7 +368,7 @@ where
         .limit_directives(10)
         .extension(Checks {
             limits: limits::DocumentLimits::new(MAX_ALIASES, MAX_EXPANDED_FIELDS),
-            scopes: Arc::new(policy::ScopeGuard(shared.clone())),
+            scopes: policy::ScopeGuard(shared.clone()),
         })
         .data(shared.clone())
         .data(app_data)
@@ -620,7 +620,7 @@ pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, AppEr
 /// every request and every resolved field.
 struct Checks {
     limits: limits::DocumentLimits,
-    scopes: Arc<policy::ScopeGuard>,
+    scopes: policy::ScopeGuard,
 }
 
 impl async_graphql::extensions::ExtensionFactory for Checks {
@@ -635,7 +635,7 @@ impl async_graphql::extensions::ExtensionFactory for Checks {
 /// Made for each request.
 struct ChecksExtension {
     limits: limits::DocumentLimitsExtension,
-    scopes: Arc<policy::ScopeGuard>,
+    scopes: policy::ScopeGuard,
 }
 
 #[async_graphql::async_trait::async_trait]

@@ -477,6 +477,7 @@ pub type SharedPolicy = Arc<OnceLock<ScopePolicy>>;
 
 /// The scope guard: enforces `@requiresScopes` on every resolved field. It
 /// runs as part of tokengate's one GraphQL extension (`graphql::Checks`).
+#[derive(Clone)]
 pub struct ScopeGuard(pub SharedPolicy);
 
 impl ScopeGuard {

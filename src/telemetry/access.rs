@@ -48,17 +48,17 @@ impl RequestContext {
     /// cannot forge fields or flood the log.
     pub fn id_for_text(&self) -> std::borrow::Cow<'_, str> {
         let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+        let Some(bytes) = self.id.as_ref().map(HeaderValue::as_bytes) else {
+            return "-".into();
+        };
         // The usual case in one pass over the header's bytes: plain bytes are
         // ASCII, so they are text (`to_str` would check them again).
-        if let Some(bytes) = self.id.as_ref().map(HeaderValue::as_bytes) {
-            if bytes.len() <= MAX_ID && bytes.iter().all(plain) {
-                if let Ok(id) = std::str::from_utf8(bytes) {
-                    return id.into();
-                }
-            }
+        if bytes.len() <= MAX_ID && bytes.iter().all(plain) {
+            return std::str::from_utf8(bytes).unwrap_or("-").into();
         }
+        // Not text: `-`, as `id` gives.
         let id = self.id();
-        if id.len() <= MAX_ID && id.bytes().all(|b| plain(&b)) {
+        if id == "-" {
             return id.into();
         }
         // Header values are visible ASCII: cutting at a byte is at a char.
