@@ -180,6 +180,12 @@ async fn metrics(State(app): State<AppState>) -> Response {
         app.last_used.writes(),
         (app.credentials.hits(), app.credentials.misses()),
         app.live.open(),
+        app.write_counts().map(|c| {
+            (
+                c.writes.load(std::sync::atomic::Ordering::Relaxed),
+                c.commits.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        }),
     );
     (
         [(

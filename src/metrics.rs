@@ -75,7 +75,15 @@ impl Metrics {
     /// The Prometheus text exposition.
     /// `cache` is (hits, misses) of the verified-credential cache.
     /// `ws_open` is the number of open WebSocket connections.
-    pub fn render(&self, last_used_writes: u64, cache: (u64, u64), ws_open: usize) -> String {
+    /// `sqlite_writes`: on SQLite, the writer thread's writes and commits
+    /// (`core::writer`); not rendered elsewhere.
+    pub fn render(
+        &self,
+        last_used_writes: u64,
+        cache: (u64, u64),
+        ws_open: usize,
+        sqlite_writes: Option<(u64, u64)>,
+    ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
@@ -122,6 +130,18 @@ impl Metrics {
             "Rows written to record last-used times.",
             &[(String::new(), last_used_writes)],
         );
+        if let Some((writes, commits)) = sqlite_writes {
+            counter(
+                "tokengate_sqlite_writes_total",
+                "Writes (issues, revocations, last-used and expiry batches) run in committed SQLite transactions, those rolled back alone included.",
+                &[(String::new(), writes)],
+            );
+            counter(
+                "tokengate_sqlite_commits_total",
+                "SQLite write transactions committed, each a batch of the writes queued together.",
+                &[(String::new(), commits)],
+            );
+        }
         counter(
             "tokengate_credential_cache_total",
             "Guard lookups in the verified-credential cache.",

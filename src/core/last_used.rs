@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use entity::access_token;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 /// Shortest gap between two writes of one token's last-used time.
 pub const MIN_WRITE_GAP: Duration = Duration::from_secs(45);
@@ -84,10 +84,8 @@ impl LastUsed {
             return;
         }
         let count = due.len() as u64;
-        let turn = core.write_turn().await;
-        let result = turn
-            .db()
-            .transaction::<_, _, sea_orm::DbErr>(move |txn| {
+        let result = core
+            .write::<_, _, sea_orm::DbErr>(move |txn| {
                 Box::pin(async move {
                     for (id, (at, ip)) in due {
                         let mut update = access_token::Entity::update_many()

@@ -9,6 +9,7 @@ pub mod last_used;
 pub mod live;
 pub mod revocations;
 pub mod throttle;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -56,27 +57,10 @@ pub struct Core {
     pub token_events: live::TokenEvents,
     /// Wakes the webhook delivery worker when this process queues events.
     pub webhook_wake: tokio::sync::Notify,
-    /// On SQLite, the turn of this process's busiest writers (issuing and
-    /// revoking tokens, the expiry scan, last-used times) and, unless the
-    /// database is in memory, the connection they write on: see
-    /// [`Core::write_turn`].
-    sqlite_writers: Option<(tokio::sync::Mutex<()>, Option<DatabaseConnection>)>,
-}
-
-/// A writer's turn: hold it across the write transaction, opened on
-/// [`WriteTurn::db`].
-#[must_use]
-pub struct WriteTurn<'a> {
-    _turn: Option<tokio::sync::MutexGuard<'a, ()>>,
-    db: &'a DatabaseConnection,
-}
-
-impl WriteTurn<'_> {
-    /// Where to write during this turn: on SQLite the connection kept for
-    /// writers ([`db::connect_writer`]), else the pool.
-    pub fn db(&self) -> &DatabaseConnection {
-        self.db
-    }
+    /// On SQLite, the thread that writes for this process's busiest writers
+    /// (issuing and revoking tokens, the expiry scan, last-used times),
+    /// committing them in batches: see [`Core::write`].
+    writer: Option<writer::Writer>,
 }
 
 impl Core {
@@ -92,7 +76,10 @@ impl Core {
         let keys = KeyRing::load(&db, verify_window).await?;
         let sqlite =
             sea_orm::ConnectionTrait::get_database_backend(&db) == sea_orm::DbBackend::Sqlite;
-        let writer = db::connect_writer(&config.database_url).await?;
+        let writer = db::connect_writer(&config.database_url)
+            .await?
+            .or_else(|| sqlite.then(|| db.clone()))
+            .map(writer::Writer::start);
         Ok(Core {
             db,
             listen,
@@ -107,32 +94,44 @@ impl Core {
             live: Default::default(),
             token_events: Default::default(),
             webhook_wake: Default::default(),
-            sqlite_writers: sqlite.then(|| (Default::default(), writer)),
+            writer,
             config,
         })
     }
 
-    /// Waits for this process's turn to write (SQLite; at once on PostgreSQL).
+    /// Runs `work` in a transaction, as `TransactionTrait::transaction`
+    /// does: on PostgreSQL in one of its own, on SQLite in a savepoint of
+    /// the writer thread's next batch ([`writer`]), committed with the writes
+    /// queued beside it. `work` runs to its end even if the caller goes.
     ///
     /// SQLite has one writer at a time. Writers that find it busy sleep in
     /// SQLite's busy handler, in steps that grow to 100 ms and without any
     /// order, so under concurrent issuing the unlucky ones waited half a
-    /// second while the lock sat idle between sleeps. Taking turns here, in
-    /// arrival order (Tokio's mutex is fair), before `BEGIN` means the
-    /// database lock is almost always free when asked for; and writing on one
-    /// connection kept for it means that connection's page cache is still
-    /// valid at the next turn ([`db::connect_writer`]).
-    pub async fn write_turn(&self) -> WriteTurn<'_> {
-        match &self.sqlite_writers {
-            Some((turn, writer)) => WriteTurn {
-                _turn: Some(turn.lock().await),
-                db: writer.as_ref().unwrap_or(&self.db),
-            },
-            None => WriteTurn {
-                _turn: None,
-                db: &self.db,
-            },
+    /// second while the lock sat idle between sleeps. One task writing in
+    /// arrival order, on one connection kept for it ([`db::connect_writer`],
+    /// whose page cache then stays valid), means the database lock is almost
+    /// always free when asked for, and a batch's commit writes each changed
+    /// page once for all its writes.
+    pub async fn write<F, T, E>(&self, work: F) -> Result<T, sea_orm::TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c sea_orm::DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send
+            + 'static,
+        T: Send + 'static,
+        E: std::fmt::Display + std::fmt::Debug + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(work).await,
+            None => sea_orm::TransactionTrait::transaction(&self.db, work).await,
         }
+    }
+
+    /// On SQLite, the writer thread's writes and commits so far.
+    pub fn write_counts(&self) -> Option<&writer::Counts> {
+        self.writer.as_ref().map(writer::Writer::counts)
     }
 
     /// Where this process is reached: the configured `--issuer`, else

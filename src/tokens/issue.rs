@@ -6,7 +6,7 @@ use entity::access_token::{self, Grant};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    QueryFilter, Set,
 };
 
 use super::jwt;
@@ -182,12 +182,10 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
     let owner_id = m.owner_id.to_owned();
     let audit_actor = m.actor_id.map(str::to_owned);
     let audit_ip = m.ip.map(str::to_owned);
-    let turn = core.write_turn().await;
     // The transaction opens with a write, so SQLite takes its write lock at once
     // instead of failing a read-to-write upgrade under concurrency.
-    let (record, replaced) = turn
-        .db()
-        .transaction::<_, _, AppError>(move |txn| {
+    let (record, replaced) = core
+        .write::<_, _, AppError>(move |txn| {
             Box::pin(async move {
                 // The outbox (the webhooks to tell), opened once. PostgreSQL:
                 // here, share-locking the webhooks before the owner's lock, so
@@ -317,7 +315,6 @@ pub async fn mint(core: &Core, m: Mint<'_>) -> AppResult<Issued> {
             })
         })
         .await?;
-    drop(turn);
     webhooks::outbox::wake(core);
     for t in &replaced {
         core.on_token_revoked(&t.digest);

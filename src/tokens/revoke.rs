@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::access_token;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, TransactionTrait};
+use sea_orm::{ColumnTrait, Condition, EntityTrait};
 
 use super::lookup::get_visible;
 use super::Grant;
@@ -149,11 +149,9 @@ pub async fn revoke_record(
     let audit_actor = actor_id.map(str::to_owned);
     let audit_ip = ip.map(str::to_owned);
     let (name, owner) = (token.name.clone(), token.user_id.clone());
-    let turn = core.write_turn().await;
     // Opens with a write (see `mint`): the row itself, then its exchanged descendants.
-    let revoked = turn
-        .db()
-        .transaction::<_, _, AppError>(move |txn| {
+    let revoked = core
+        .write::<_, _, AppError>(move |txn| {
             Box::pin(async move {
                 let revoked = revoke_where(
                     txn,
@@ -189,7 +187,6 @@ pub async fn revoke_record(
             })
         })
         .await?;
-    drop(turn);
     webhooks::outbox::wake(core);
     for t in &revoked {
         core.on_token_revoked(&t.digest);

@@ -17,9 +17,7 @@
 use chrono::{DateTime, Utc};
 use entity::access_token::{self, Grant};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::core::Core;
 use crate::error::AppError;
@@ -151,10 +149,8 @@ async fn scan_page(
     if due.is_empty() {
         return Ok((0, 0));
     }
-    let turn = core.write_turn().await;
-    let counts = turn
-        .db()
-        .transaction::<_, (usize, usize), AppError>(move |txn| {
+    let counts = core
+        .write::<_, (usize, usize), AppError>(move |txn| {
             Box::pin(async move {
                 // Read at the first mark, not before: on SQLite a transaction
                 // must open with its write (a read first can fail to upgrade

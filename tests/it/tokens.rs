@@ -333,6 +333,28 @@ async fn concurrent_issues_under_one_name_leave_one_active(b: Backend) {
     assert_eq!(active("other-").len(), 16, "other names untouched");
     let race_tokens = tokens.iter().filter(|t| t["name"] == "race").count();
     assert_eq!(race_tokens, 16, "every issue under the name was stored");
+    // SQLite: the issues queued behind one another committed in batches
+    // (core::writer), fewer commits than writes; PostgreSQL has no writer.
+    let metrics = app.metrics().await;
+    let count = |name: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    match b {
+        Backend::Sqlite => {
+            let (writes, commits) = (
+                count("tokengate_sqlite_writes_total").unwrap(),
+                count("tokengate_sqlite_commits_total").unwrap(),
+            );
+            assert!(writes >= 32, "{metrics}");
+            assert!(
+                commits < writes,
+                "batched: {commits} commits for {writes} writes"
+            );
+        }
+        Backend::Postgres => assert_eq!(count("tokengate_sqlite_commits_total"), None),
+    }
     // The active one works; every other token issued under the name is refused.
     let survivor = active("race")[0].clone();
     for (i, (token, id)) in issued.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
