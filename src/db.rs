@@ -26,8 +26,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
 }
 
 /// On SQLite, a second pool of one connection for the busiest writers
-/// (issuing, revoking, the expiry scan, last-used times), who take turns on
-/// it (the core's `write_turn`); `None` elsewhere, and for an in-memory
+/// (issuing, revoking, the expiry scan, last-used times), on which the
+/// core's writer thread commits them in batches (`Core::write`); `None` elsewhere, and for an in-memory
 /// database (a second connection would open another database).
 ///
 /// SQLite empties a connection's page cache whenever another connection has

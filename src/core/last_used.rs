@@ -59,8 +59,8 @@ impl LastUsed {
 
     /// Writes every note whose token was not written within the gap (all of them
     /// when `force`, as at shutdown).
-    /// On SQLite the write takes the process's write turn, and only when
-    /// something is due.
+    /// On SQLite the write goes through the core's writer (`Core::write`),
+    /// and only when something is due.
     pub async fn flush(&self, core: &super::Core, force: bool) {
         let now = Instant::now();
         let due: Vec<(String, Use)> = {

@@ -79,7 +79,8 @@ impl Core {
         let writer = db::connect_writer(&config.database_url)
             .await?
             .or_else(|| sqlite.then(|| db.clone()))
-            .map(writer::Writer::start);
+            .map(writer::Writer::start)
+            .transpose()?;
         Ok(Core {
             db,
             listen,
@@ -102,12 +103,14 @@ impl Core {
     /// Runs `work` in a transaction, as `TransactionTrait::transaction`
     /// does: on PostgreSQL in one of its own, on SQLite in a savepoint of
     /// the writer thread's next batch ([`writer`]), committed with the writes
-    /// queued beside it. `work` runs to its end even if the caller goes.
+    /// queued beside it. On SQLite `work` must open with a write (see
+    /// [`writer`]), and once begun it runs to its end even if the caller
+    /// goes; on PostgreSQL a caller that goes rolls its transaction back.
     ///
     /// SQLite has one writer at a time. Writers that find it busy sleep in
     /// SQLite's busy handler, in steps that grow to 100 ms and without any
     /// order, so under concurrent issuing the unlucky ones waited half a
-    /// second while the lock sat idle between sleeps. One task writing in
+    /// second while the lock sat idle between sleeps. One thread writing in
     /// arrival order, on one connection kept for it ([`db::connect_writer`],
     /// whose page cache then stays valid), means the database lock is almost
     /// always free when asked for, and a batch's commit writes each changed

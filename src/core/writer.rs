@@ -6,11 +6,17 @@
 //! previous issue's. So one thread writes for the whole process: it takes the
 //! writes waiting in arrival order, runs each in a savepoint of one open
 //! transaction, and commits them together (group commit). A write that fails
-//! is rolled back to its savepoint and fails alone; the writes before and
-//! after it in the batch commit. Each caller learns its result only once the
-//! batch has committed, so nothing is acted on (a cache evicted, an event
-//! published, a token handed out) that a failed commit would undo; a failed
-//! commit fails every write of the batch.
+//! (returns an error) is rolled back to its savepoint and fails alone; the
+//! writes before and after it in the batch commit. Each caller learns its
+//! result only once the batch has committed, so nothing is acted on (a cache
+//! evicted, an event published, a token handed out) that a failed commit
+//! would undo. A failed commit, a savepoint that cannot be opened, released
+//! or rolled back, or a write that panics fails every write of its batch.
+//!
+//! Every write must open with a write statement, as each did when it had a
+//! transaction of its own: the batch then takes SQLite's write lock at its
+//! first statement, and no write reads a snapshot that a later upgrade to
+//! writing could find stale.
 //!
 //! Batches are as large as the queue is deep, up to [`MAX_BATCH`]: a lone
 //! write commits at once, and under load the commits grow fewer rather than
@@ -33,7 +39,8 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionError, 
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes committed in one transaction at most: bounds the time a write
-/// waits behind others in its batch (each is well under a millisecond).
+/// waits behind others in its batch (an issue takes well under a
+/// millisecond; an expiry page or a last-used flush, a few).
 pub const MAX_BATCH: usize = 64;
 
 /// Tells one caller its result, once the batch's fate is known: `None` when
@@ -70,21 +77,17 @@ pub struct Counts {
 impl Writer {
     /// Starts the writer's thread on `db` (SQLite: the connection kept for
     /// writers). It ends when the writer is dropped, after its last batch.
-    pub fn start(db: DatabaseConnection) -> Writer {
+    pub fn start(db: DatabaseConnection) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::unbounded_channel();
         let counts = Arc::new(Counts::default());
         let task = run(db, queue, Arc::clone(&counts));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         std::thread::Builder::new()
             .name("tokengate-writer".into())
-            .spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("the writer's runtime")
-                    .block_on(task)
-            })
-            .expect("the writer's thread");
-        Writer { jobs, counts }
+            .spawn(move || runtime.block_on(task))?;
+        Ok(Writer { jobs, counts })
     }
 
     /// Writes and commits so far.
@@ -95,7 +98,8 @@ impl Writer {
     /// Runs `work` in the next batch, as `TransactionTrait::transaction`
     /// would in a transaction of its own: `Err(Transaction)` when `work`
     /// failed (its writes undone), `Err(Connection)` when the database did.
-    /// The work runs to its end even if this future is dropped.
+    /// Once begun, the work runs to its end even if this future is dropped;
+    /// dropped before its turn, it is not run.
     pub async fn write<F, T, E>(&self, work: F) -> Result<T, TransactionError<E>>
     where
         F: for<'c> FnOnce(
@@ -109,6 +113,14 @@ impl Writer {
         let (tell, told) = oneshot::channel();
         let job: Job = Box::new(move |batch| {
             Box::pin(async move {
+                // A caller gone before its turn (a client that hung up) had
+                // nothing written, as when its own transaction was dropped:
+                // once written, what it would do after the commit (evict,
+                // publish, hand the token out) would be left undone.
+                if tell.is_closed() {
+                    let finish: Finish = Box::new(|_| {});
+                    return (finish, true);
+                }
                 let result = batch.transaction(work).await;
                 let sound = !matches!(result, Err(TransactionError::Connection(_)));
                 let finish: Finish = Box::new(move |failed| {
@@ -236,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn queued_writes_commit_together_and_a_failure_fails_alone() {
         let db = database().await;
-        let writer = Arc::new(Writer::start(db.clone()));
+        let writer = Arc::new(Writer::start(db.clone()).unwrap());
         let (open, gate) = oneshot::channel::<()>();
         let (started, running) = oneshot::channel::<()>();
         let first = tokio::spawn({
@@ -287,12 +299,51 @@ mod tests {
         assert_eq!(writer.counts().writes.load(Ordering::Relaxed), 3);
     }
 
+    /// A caller gone before its write's turn (a client that hung up) has
+    /// nothing written, as when its own transaction was dropped unrun.
+    #[tokio::test]
+    async fn a_write_dropped_before_its_turn_is_not_run() {
+        let db = database().await;
+        let writer = Writer::start(db.clone()).unwrap();
+        let (open, gate) = oneshot::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let mut first = Box::pin(writer.write::<_, _, String>(move |txn| {
+            Box::pin(async move {
+                txn.execute(insert(1)).await.map_err(|e| e.to_string())?;
+                started.send(()).ok();
+                gate.await.ok();
+                Ok(1)
+            })
+        }));
+        let mut gone = Box::pin(writer.write::<_, _, String>(|txn| {
+            Box::pin(async move {
+                txn.execute(insert(2)).await.map_err(|e| e.to_string())?;
+                Ok(2)
+            })
+        }));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        running.await.unwrap();
+        std::future::poll_fn(|cx| {
+            assert!(gone.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(gone);
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), 1);
+        assert_eq!(rows(&db).await, vec![1]);
+    }
+
     /// A write that panics takes its batch down with it (its callers are
     /// told), and the writer goes on with the next.
     #[tokio::test]
     async fn a_panic_rolls_back_its_batch_and_the_writer_goes_on() {
         let db = database().await;
-        let writer = Writer::start(db.clone());
+        let writer = Writer::start(db.clone()).unwrap();
         let panicking = writer.write::<_, (), String>(|txn| {
             Box::pin(async move {
                 txn.execute(insert(1)).await.map_err(|e| e.to_string())?;
