@@ -230,6 +230,15 @@ mod tests {
         )
     }
 
+    /// Polls a write once (which queues it) and checks it waits for its batch.
+    async fn queue<F: Future + Unpin>(write: &mut F) {
+        std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut *write).poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+
     async fn rows(db: &DatabaseConnection) -> Vec<i64> {
         let rows = db
             .query_all(Statement::from_string(
@@ -280,12 +289,8 @@ mod tests {
                 Ok(3)
             })
         }));
-        std::future::poll_fn(|cx| {
-            assert!(failing.as_mut().poll(cx).is_pending());
-            assert!(third.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
+        queue(&mut failing).await;
+        queue(&mut third).await;
         open.send(()).unwrap();
         let (failing, third) = (failing.await, third.await);
         assert_eq!(first.await.unwrap().unwrap(), 1);
@@ -321,17 +326,9 @@ mod tests {
                 Ok(2)
             })
         }));
-        std::future::poll_fn(|cx| {
-            assert!(first.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
+        queue(&mut first).await;
         running.await.unwrap();
-        std::future::poll_fn(|cx| {
-            assert!(gone.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
+        queue(&mut gone).await;
         drop(gone);
         open.send(()).unwrap();
         assert_eq!(first.await.unwrap(), 1);
