@@ -48,13 +48,13 @@ pub const MAX_BATCH: usize = 64;
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// One write, type-erased: run in a savepoint of the batch, it answers how to
-/// finish and whether the batch can go on (`false` when a savepoint could
+/// finish (`None`: not run, its caller gone) and whether the batch can go on (`false` when a savepoint could
 /// not be opened, released or rolled back, which leaves the transaction in
 /// an unknown state).
 type Job = Box<
     dyn for<'c> FnOnce(
             &'c DatabaseTransaction,
-        ) -> Pin<Box<dyn Future<Output = (Finish, bool)> + Send + 'c>>
+        ) -> Pin<Box<dyn Future<Output = Option<(Finish, bool)>> + Send + 'c>>
         + Send,
 >;
 
@@ -118,8 +118,7 @@ impl Writer {
                 // once written, what it would do after the commit (evict,
                 // publish, hand the token out) would be left undone.
                 if tell.is_closed() {
-                    let finish: Finish = Box::new(|_| {});
-                    return (finish, true);
+                    return None;
                 }
                 let result = batch.transaction(work).await;
                 let sound = !matches!(result, Err(TransactionError::Connection(_)));
@@ -133,7 +132,7 @@ impl Writer {
                     // The caller may have gone; its write stands or falls alike.
                     let _ = tell.send(result);
                 });
-                (finish, sound)
+                Some((finish, sound))
             })
         });
         if self.jobs.send(job).is_err() {
@@ -167,10 +166,11 @@ async fn run(db: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>, co
             // A panic in one write must not end the thread (and every write
             // after it): the batch is rolled back and its callers told.
             match AssertUnwindSafe(job(&batch)).catch_unwind().await {
-                Ok((finish, ok)) => {
+                Ok(Some((finish, ok))) => {
                     finishes.push(finish);
                     sound = ok;
                 }
+                Ok(None) => {}
                 Err(_) => {
                     tracing::error!("a write panicked; its batch is rolled back");
                     sound = false;
@@ -333,6 +333,7 @@ mod tests {
         open.send(()).unwrap();
         assert_eq!(first.await.unwrap(), 1);
         assert_eq!(rows(&db).await, vec![1]);
+        assert_eq!(writer.counts().writes.load(Ordering::Relaxed), 1);
     }
 
     /// A write that panics takes its batch down with it (its callers are
